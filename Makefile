@@ -1,0 +1,27 @@
+# Two commands on a fresh Linux machine (see README):
+#   make demo   set everything up, index the shared data's test split with the bundled model, search one case
+#   make test   set everything up and run the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DATA ?= $(or $(M3RET_DATA),../shared/data)
+
+.PHONY: setup demo test bench
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+setup: $(BIN)/python
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[app,train,dev]"
+
+demo: setup
+	$(BIN)/python -m engine.demo --data "$(DATA)"
+
+test: setup
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/pip install -q -e ".[bench]"
+	$(BIN)/python -m benchmarks.run_all

@@ -1,0 +1,1 @@
+"""M3Ret desktop application (PySide6 + VTK); imports only engine."""

@@ -1,0 +1,68 @@
+"""Configuration in one place: where data lives, read limits, defaults.
+
+``M3RET_HOME`` overrides every per-user location (tests, portable installs). ``M3RET_DATA`` points at the
+shared development data (``manifest.csv``); without it ``../shared/data`` next to the checkout is tried.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "m3ret"
+
+
+def _home_override() -> Path | None:
+    home = os.environ.get("M3RET_HOME")
+    return Path(home).expanduser() if home else None
+
+
+def user_data_dir() -> Path:
+    """Folder holding the libraries (catalog + index + thumbnails), one sub-folder per library."""
+    home = _home_override()
+    return home / "data" if home else Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def user_config_dir() -> Path:
+    """Folder holding settings."""
+    home = _home_override()
+    return home / "config" if home else Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
+
+
+def user_log_dir() -> Path:
+    """Folder holding log files."""
+    home = _home_override()
+    return home / "logs" if home else Path(platformdirs.user_log_dir(APP_NAME, appauthor=False))
+
+
+def default_library_dir() -> Path:
+    """The library used when no ``--library`` is given."""
+    return user_data_dir() / "libraries" / "default"
+
+
+def shared_data_dir() -> Path | None:
+    """The shared development data folder (holding ``manifest.csv``), or None where it is absent."""
+    env = os.environ.get("M3RET_DATA")
+    candidates = [Path(env)] if env else []
+    candidates.append(Path(__file__).resolve().parents[2] / "shared" / "data")
+    for candidate in candidates:
+        if (candidate / "manifest.csv").is_file():
+            return candidate
+    return None
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """Caps checked against headers before any pixel is decoded (memory is bounded, zip bombs refused)."""
+
+    max_voxels: int = 1024 * 1024 * 1024  # 1 Gi voxels (a 2048x2048x256 volume)
+    max_frames: int = 100_000
+    max_image_pixels: int = 30_000 * 30_000
+    max_decompressed_bytes: int = 4 * 1024**3
+    video_frames: int | None = 64  # frames sampled from a video at read time; None = every frame
+
+
+DEFAULT_LIMITS = ReadLimits()

@@ -1,0 +1,1 @@
+"""Bundled files (the default model and its card), found through ``importlib.resources``."""

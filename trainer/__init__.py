@@ -1,0 +1,1 @@
+"""M3Ret trainer (torch): MAE + SimDINO pretraining, ONNX export, evaluation."""
