@@ -1,0 +1,146 @@
+"""NIfTI-1/2 volumes (``.nii``, ``.nii.gz``) -> Case, via nibabel.
+
+- Header dimensions are checked against ``ReadLimits`` before any voxel is read.
+- Voxels are reoriented (axis flips and permutations only, no resampling) to the canonical orientation of
+  ``engine.io.case``: pixels ``Z Y X`` with column -> Left, row -> Posterior, slice -> Superior, and ``affine``
+  mapping (column, row, slice) to LPS millimetres (NIfTI itself is RAS).
+- 4D (and higher) files: the first volume only; ``metadata["volumes_in_file"]`` says how many there were.
+- A single-slice file becomes an ``image2d`` case.
+- scl_slope / scl_inter are applied (nibabel's data proxy does it).
+- ``modality`` is ``"OT"`` unless the header description names CT or MR, and ``intensity`` is always ``"raw"``:
+  a NIfTI does not state that its values are Hounsfield units, so CT NIfTIs are percentile-scaled by
+  preprocessing like any other non-HU case.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from nibabel import orientations
+
+from engine.config import DEFAULT_LIMITS, ReadLimits
+from engine.io.case import Case, ReadError
+from engine.io.fingerprint import file_fingerprint
+
+log = logging.getLogger(__name__)
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+CANONICAL_AXCODES = ("L", "P", "S")  # nibabel array axes (i=column, j=row, k=slice)
+RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
+_MODALITY_WORDS = (("CT", re.compile(r"\bCT\b", re.I)), ("MR", re.compile(r"\b(MR|MRI)\b", re.I)))
+
+
+def is_nifti_name(path: Path) -> bool:
+    """True for ``.nii`` and ``.nii.gz`` file names."""
+    return path.name.lower().endswith(NIFTI_SUFFIXES)
+
+
+def _load_header(path: Path) -> nib.Nifti1Image | nib.Nifti2Image:
+    try:
+        img = nib.load(path)  # header only: voxels stay on disk behind img.dataobj
+    except Exception as exc:  # noqa: BLE001 (nibabel and gzip raise many types for bad files)
+        raise ReadError(f"not a readable NIfTI file ({_one_line(exc)})") from None
+    if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
+        raise ReadError(f"not a NIfTI image ({type(img).__name__})")
+    return img
+
+
+def _check_limits(shape: tuple[int, ...], limits: ReadLimits) -> None:
+    if len(shape) < 2 or any(s < 1 for s in shape):
+        raise ReadError(f"NIfTI header gives an invalid shape {shape}")
+    voxels = math.prod(shape[:3])
+    if voxels > limits.max_voxels:
+        raise ReadError(f"NIfTI volume of {voxels} voxels {shape[:3]} exceeds the limit of {limits.max_voxels}")
+    volumes = math.prod(shape[3:])
+    if volumes > limits.max_frames:
+        raise ReadError(f"NIfTI file of {volumes} volumes exceeds the limit of {limits.max_frames}")
+
+
+def _modality(description: str) -> str:
+    for code, pattern in _MODALITY_WORDS:
+        if pattern.search(description):
+            return code
+    return "OT"
+
+
+def to_canonical(data: np.ndarray, affine_ras: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flip/permute ``data`` (i j k, nibabel order) to L P S axes; returns (pixels Z Y X, affine in LPS)."""
+    current = orientations.io_orientation(affine_ras)
+    transform = orientations.ornt_transform(current, orientations.axcodes2ornt(CANONICAL_AXCODES))
+    reoriented = orientations.apply_orientation(data, transform)  # i j k -> column(L) row(P) slice(S)
+    affine = affine_ras @ orientations.inv_ornt_aff(transform, data.shape)
+    pixels = np.ascontiguousarray(reoriented.transpose(2, 1, 0))  # Z Y X
+    return pixels, RAS_TO_LPS @ affine
+
+
+def read_nifti(path: Path | str, limits: ReadLimits = DEFAULT_LIMITS) -> Case:
+    """Read a NIfTI file as a ``volume`` Case in canonical orientation (``image2d`` for a single slice)."""
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise ReadError("empty file")
+    img = _load_header(path)
+    header = img.header
+    shape = tuple(int(s) for s in header.get_data_shape())
+    _check_limits(shape, limits)
+    volumes = math.prod(shape[3:])
+    try:
+        if len(shape) > 3:
+            first = (slice(None),) * 3 + (0,) * (len(shape) - 3)
+            data = np.asarray(img.dataobj[first])  # only the first volume is read
+        else:
+            data = np.asarray(img.dataobj)
+    except Exception as exc:  # noqa: BLE001 (truncated gzip, short file, bad dtype, ...)
+        raise ReadError(f"cannot read NIfTI voxels ({_one_line(exc)})") from None
+    if data.dtype.fields is not None:
+        raise ReadError(f"unsupported NIfTI data type {data.dtype}")
+    if not data.dtype.isnative:
+        data = data.astype(data.dtype.newbyteorder("="))  # big-endian files -> native byte order
+    while data.ndim < 3:
+        data = data[..., None]
+    affine_ras = img.affine
+    if affine_ras is None or not np.all(np.isfinite(affine_ras)):
+        raise ReadError("NIfTI header has no usable affine")
+    pixels, affine = to_canonical(data, affine_ras)
+    spacing_xyz = np.linalg.norm(affine[:3, :3], axis=0)  # mm per column, row, slice
+    description = _header_text(header, "descrip")
+    metadata = {
+        "format": "nifti",
+        "description": description,
+        "volumes_in_file": str(volumes),
+        "dtype": str(pixels.dtype),
+    }
+    common = dict(
+        modality=_modality(description),
+        source_files=[path],
+        fingerprint=file_fingerprint(path),
+        intensity="raw",
+        metadata=metadata,
+        uid=str(path.resolve()),
+    )
+    flat_axes = [axis for axis in range(3) if pixels.shape[axis] == 1]
+    if flat_axes:  # one slice: a 2D image, rows and columns kept in canonical order
+        kept = [axis for axis in range(3) if axis != flat_axes[0]]
+        spacing = tuple(float(spacing_xyz[2 - axis]) for axis in kept)
+        image = np.squeeze(pixels, axis=flat_axes[0])
+        return Case(pixels=image, kind="image2d", spacing=spacing, **common)
+    spacing = (float(spacing_xyz[2]), float(spacing_xyz[1]), float(spacing_xyz[0]))  # Z Y X
+    return Case(pixels=pixels, kind="volume", spacing=spacing, affine=affine, **common)
+
+
+def _header_text(header: nib.Nifti1Header, field: str) -> str:
+    try:
+        raw = header[field].item()
+    except (KeyError, ValueError):
+        return ""
+    text = raw.decode("latin-1", "replace") if isinstance(raw, bytes) else str(raw)
+    return text.split("\x00", 1)[0].strip()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:300]
