@@ -1,0 +1,214 @@
+"""The DICOM reader: recognise DICOM files, group them into series from headers only, read a series into Cases.
+
+Typical use::
+
+    for group in group_dicom_series(paths):
+        if isinstance(group, Failure):
+            report(group)
+            continue
+        series_key, files = group
+        for case_or_failure in read_dicom_series(files):
+            ...
+
+Grouping reads headers only (``stop_before_pixels``, ``specific_tags``): files are grouped by SeriesInstanceUID,
+split further by orientation and image size; multi-frame objects and images without slice positions are each a
+group of their own. Non-image objects (SR, RT, PR, KO, SEG, DICOMDIR...) yield ``Failure(path, "skipped: not
+an image (...)")``. Logs never name patients: only paths, series keys and reasons.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pydicom
+from pydicom.dataset import Dataset
+
+from engine.config import DEFAULT_LIMITS, ReadLimits
+from engine.io.case import Case, Failure, ReadError
+from engine.io.dicom_cases import Item, case_from_file, volume_from_mosaics, volume_from_slices
+from engine.io.dicom_headers import (
+    GROUPING_TAGS,
+    has_slice_geometry,
+    is_mosaic,
+    not_image_reason,
+    number_of_frames,
+    one_line,
+    read_header,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["dicomdir_referenced_files", "group_dicom_series", "looks_like_dicom", "read_dicom_series"]
+
+# First two bytes of a preamble-less file: group 0x0002 (file meta) or 0x0008, little or big endian.
+_GROUP_STARTS = (b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08")
+# Names under which preamble-less DICOM is common (no extension: IM0001, MR.1.3.12...).
+_DICOM_SUFFIXES = frozenset({"", ".dcm", ".dicom", ".dic", ".ima"})
+
+
+def looks_like_dicom(path: Path) -> bool:
+    """Cheap check: 'DICM' at offset 128, or a preamble-less file whose header pydicom parses. Never reads pixels."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(132)
+    except OSError:
+        return False
+    if len(head) == 132 and head[128:132] == b"DICM":
+        return True
+    if head[:2] not in _GROUP_STARTS and not _maybe_dicom_name(path):
+        return False
+    try:
+        ds = pydicom.dcmread(path, force=True, stop_before_pixels=True, specific_tags=["SOPClassUID", "Modality"])
+    except Exception:  # not parseable as DICOM
+        return False
+    return bool(ds.get("SOPClassUID") or ds.get("Modality"))
+
+
+def group_dicom_series(
+    paths: Sequence[Path], limits: ReadLimits = DEFAULT_LIMITS
+) -> Iterator[tuple[str, list[Path]] | Failure]:
+    """Group DICOM files into series from their headers; yields ``(series_key, files)`` or ``Failure``.
+
+    ``limits`` is accepted for symmetry with the readers; grouping reads no pixels.
+    """
+    by_uid: dict[str, dict[str, list[Path]]] = {}
+    for path in paths:
+        path = Path(path)
+        if not looks_like_dicom(path):
+            yield Failure(path, "not a DICOM file")
+            continue
+        try:
+            ds = read_header(path, GROUPING_TAGS)
+        except ReadError as exc:
+            yield Failure(path, str(exc))
+            continue
+        reason = not_image_reason(ds)
+        if reason:
+            yield Failure(path, reason)
+            continue
+        uid, sub_key = _series_key(ds, path)
+        by_uid.setdefault(uid, {}).setdefault(sub_key, []).append(path)
+    for uid, subgroups in by_uid.items():
+        for sub_key, files in subgroups.items():
+            key = uid if len(subgroups) == 1 and not sub_key.startswith("/") else f"{uid}{_sep(sub_key)}{sub_key}"
+            log.debug("series %s: %d files", key, len(files))
+            yield key, sorted(files)
+
+
+def read_dicom_series(files: Sequence[Path], limits: ReadLimits = DEFAULT_LIMITS) -> Iterator[Case | Failure]:
+    """Read one group from ``group_dicom_series`` into Cases (a volume, a video, or 2D images) or Failures."""
+    items: list[Item] = []
+    for path in map(Path, files):
+        try:
+            header = read_header(path)
+        except ReadError as exc:
+            yield Failure(path, str(exc))
+            continue
+        reason = not_image_reason(header)
+        if reason:
+            yield Failure(path, reason)
+        else:
+            items.append((path, header))
+    mosaics = [item for item in items if is_mosaic(item[1])]
+    slices = [item for item in items if not is_mosaic(item[1]) and _is_stackable(item[1])]
+    singles = [item for item in items if not is_mosaic(item[1]) and not _is_stackable(item[1])]
+    if mosaics:
+        yield _attempt(lambda: volume_from_mosaics(mosaics, limits), [p for p, _ in mosaics])
+    if len(slices) >= 2 and _distinct_positions(slices):
+        yield _attempt(lambda: volume_from_slices(slices, limits), [p for p, _ in slices])
+    else:
+        singles = slices + singles
+    for path, header in singles:
+        yield _attempt(lambda: case_from_file(path, header, limits), [path])
+
+
+def dicomdir_referenced_files(path: Path) -> list[Path]:
+    """Existing files that a DICOMDIR references (names matched case-insensitively where needed).
+
+    Raises ``ReadError`` when the DICOMDIR itself cannot be read.
+    """
+    path = Path(path)
+    try:
+        ds = pydicom.dcmread(path, force=True)
+    except Exception as exc:
+        raise ReadError(f"unreadable DICOMDIR ({one_line(exc)})") from exc
+    root = path.parent
+    found: list[Path] = []
+    for record in ds.get("DirectoryRecordSequence") or []:
+        file_id = record.get("ReferencedFileID")
+        if not file_id:
+            continue
+        parts = [str(file_id)] if isinstance(file_id, str) else [str(p) for p in file_id]
+        resolved = _resolve_case_insensitive(root, parts)
+        if resolved is None:
+            log.warning("%s references a missing file %s", path, "/".join(parts))
+        elif resolved not in found:
+            found.append(resolved)
+    return found
+
+
+def _maybe_dicom_name(path: Path) -> bool:
+    suffix = path.suffix.lower()
+    return suffix in _DICOM_SUFFIXES or not suffix.strip(".").isalpha()  # MR.1.3.12.2 has suffix ".2"
+
+
+def _series_key(ds: Dataset, path: Path) -> tuple[str, str]:
+    """(SeriesInstanceUID, sub-key): geometry for stackable slices, '/SOPInstanceUID' for standalone images."""
+    uid = str(ds.get("SeriesInstanceUID", "") or "") or f"no-series-uid:{path.parent}"
+    if is_mosaic(ds) or _is_stackable(ds):
+        orientation = ",".join(f"{float(v):.3f}" for v in ds.ImageOrientationPatient) if not is_mosaic(ds) else "mosaic"
+        return uid, f"{ds.get('Rows')}x{ds.get('Columns')}@{orientation}"
+    sop = str(ds.get("SOPInstanceUID", "") or "") or path.name
+    return uid, f"/{sop}"
+
+
+def _sep(sub_key: str) -> str:
+    return "" if sub_key.startswith("/") else "|"
+
+
+def _is_stackable(ds: Dataset) -> bool:
+    """A single-frame image with slice position and orientation (part of a stack)."""
+    return number_of_frames(ds) == 1 and has_slice_geometry(ds)
+
+
+def _distinct_positions(items: Sequence[Item]) -> bool:
+    positions = {tuple(round(float(v), 2) for v in ds.ImagePositionPatient) for _, ds in items}
+    return len(positions) > 1
+
+
+def _attempt(build: object, paths: Sequence[Path]) -> Case | Failure:
+    """Run a Case builder; a ``ReadError`` or any decoder exception becomes a one-line ``Failure``."""
+    try:
+        return build()  # type: ignore[operator]
+    except ReadError as exc:
+        reason = str(exc)
+    except MemoryError:
+        reason = "out of memory while decoding"
+    except Exception as exc:  # a broken file must never stop the run
+        reason = one_line(exc)
+    where = _group_path(paths)
+    log.warning("%s: %s", where, reason)
+    return Failure(where, reason)
+
+
+def _group_path(paths: Sequence[Path]) -> Path:
+    parents = {p.parent for p in paths}
+    return paths[0] if len(paths) == 1 else (parents.pop() if len(parents) == 1 else paths[0])
+
+
+def _resolve_case_insensitive(root: Path, parts: list[str]) -> Path | None:
+    candidate = root.joinpath(*parts)
+    if candidate.is_file():
+        return candidate
+    current = root
+    for part in parts:
+        try:
+            match = next((c for c in current.iterdir() if c.name.lower() == part.lower()), None)
+        except OSError:
+            return None
+        if match is None:
+            return None
+        current = match
+    return current if current.is_file() else None
