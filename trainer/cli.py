@@ -1,0 +1,73 @@
+"""``m3ret-train``: pretrain, export, evaluate (also ``python -m trainer``).
+
+    m3ret-train pretrain --experiment NAME --set key=value ... --run-dir DIR
+    m3ret-train export --checkpoint DIR/checkpoints/last.pt --out model.onnx [--card card.json] [--no-int8]
+    m3ret-train evaluate ...            (delegates to trainer.evaluate)
+
+``pretrain`` may be launched by ``torchrun --nproc_per_node N -m trainer pretrain ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="m3ret-train", description="Pretrain and export M3Ret encoders.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("pretrain", help="self-supervised pretraining (MAE, SimDINO or both)")
+    p.add_argument("--experiment", default=None, help="configs/<NAME>.json or a path to a JSON config")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config key, e.g. --set train.steps=100 (repeatable)")
+    p.add_argument("--run-dir", required=True, type=Path, help="folder for config, metrics and checkpoints")
+
+    e = sub.add_parser("export", help="export a checkpoint's encoder to ONNX (+ int8 copy)")
+    e.add_argument("--checkpoint", required=True, type=Path)
+    e.add_argument("--out", required=True, type=Path, help="output .onnx path")
+    e.add_argument("--card", type=Path, default=None, help="JSON model card embedded in the metadata")
+    e.add_argument("--no-int8", action="store_true", help="skip the int8 quantised copy")
+    e.add_argument("--student", action="store_true", help="export the student, not the EMA teacher")
+
+    sub.add_parser("evaluate", help="retrieval evaluation (trainer.evaluate)", add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "evaluate":
+        from trainer import evaluate
+
+        return int(evaluate.main(argv[1:]) or 0)
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    try:
+        if args.command == "pretrain":
+            from trainer.config import load_config
+            from trainer.train import pretrain
+
+            cfg = load_config(args.experiment, args.overrides)
+            last = pretrain(cfg, args.run_dir)
+            print(last)
+        elif args.command == "export":
+            from trainer.export import export_checkpoint
+
+            card = json.loads(args.card.read_text(encoding="utf-8")) if args.card else None
+            report = export_checkpoint(args.checkpoint, args.out, card=card, int8=not args.no_int8,
+                                       use_teacher=False if args.student else None)
+            print(json.dumps(report, indent=2))
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"m3ret-train: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

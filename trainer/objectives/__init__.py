@@ -1,0 +1,1 @@
+"""Self-supervised objectives: masked autoencoding (MAE) and SimDINO self-distillation."""
