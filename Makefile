@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DATA ?= $(or $(M3RET_DATA),../shared/data)
 
-.PHONY: setup demo test bench
+.PHONY: setup demo test bench package
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,3 +25,8 @@ test: setup
 bench: setup
 	$(BIN)/pip install -q -e ".[bench]"
 	$(BIN)/python -m benchmarks.run_all
+
+# One folder dist/m3ret/ with two executables (m3ret-app, m3ret), no torch inside (see packaging/README.md).
+package: setup
+	$(BIN)/pip install -q -e ".[package]"
+	$(BIN)/pyinstaller --noconfirm pyinstaller.spec

