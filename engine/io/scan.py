@@ -147,7 +147,7 @@ def discover(
     if not root.exists():
         yield Failure(root, "no such file or folder")
         return
-    dicom_files: dict[Path, None] = {}  # ordered set
+    dicom_files: dict[Path, Path] = {}  # resolved -> as found (an ordered set, a DICOMDIR may repeat files)
     pending = 0
     for file in _walk(root):
         pending += 1
@@ -168,15 +168,15 @@ def discover(
             if isinstance(referenced, Failure):
                 yield referenced
             else:
-                dicom_files.update(dict.fromkeys(referenced))
+                dicom_files.update((f.resolve(), f) for f in referenced)
         elif kind == "dicom":
-            dicom_files[file] = None
+            dicom_files.setdefault(file.resolve(), file)
         else:
             yield SourceUnit(kind, (file,), str(file.resolve()))
     if progress is not None and pending:
         progress(pending)
     if dicom_files:
-        yield from _dicom_units(list(dicom_files), limits)
+        yield from _dicom_units(list(dicom_files.values()), limits)
 
 
 def _dicom_units(files: list[Path], limits: ReadLimits) -> Iterator[SourceUnit | Failure]:
