@@ -551,6 +551,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Settings, argparse.Namespace
     parser.add_argument("--no-crossover", action="store_true")
     parser.add_argument("--json", type=Path, default=None, help=f"default {RESULTS_JSON.relative_to(BENCH_DIR.parent)}")
     parser.add_argument("--readme", type=Path, default=README)
+    parser.add_argument("--threshold-file", type=Path, default=THRESHOLD_FILE, help="exact-search threshold hand-off")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.quick:
@@ -591,8 +592,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if cfg.crossover_sizes:
         report["crossover"], report["thresholds"] = run_crossover(cfg)
-        write_threshold(report["crossover"], report["thresholds"], cfg)
-        logger.info("exact-search thresholds: %s (written to %s)", report["thresholds"], THRESHOLD_FILE)
+        write_threshold(report["crossover"], report["thresholds"], cfg, args.threshold_file)
+        logger.info("exact-search thresholds: %s (written to %s)", report["thresholds"], args.threshold_file)
     report["rows"] = []
     if not args.crossover_only:
         builds: dict[str, tuple[int, float]] = {}
