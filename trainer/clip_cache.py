@@ -209,6 +209,7 @@ def _save(path: Path, clip_set: ClipSet, row_indices: list[int], failed: list[tu
     try:
         with os.fdopen(fd, "wb") as handle:
             np.savez(handle, **arrays)
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; the cache is shareable
         os.replace(tmp, path)  # atomic: a reader never sees half a file
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -326,7 +327,12 @@ def load_clip_set(
     limits: ReadLimits = DEFAULT_LIMITS,
 ) -> ClipSet:
     """Clips of a manifest's split (None = all splits), filtered by modality; cached (see module docstring)."""
-    manifest = Path(manifest)
     rows = load_manifest(manifest, split, exclude_modalities, include_modalities)
-    name = f"{manifest.resolve().parent.name}-{manifest.stem}-{split or 'all'}"
-    return build_clip_set(rows, params, size=size, cache_dir=cache_dir, name=name, workers=workers, limits=limits)
+    return build_clip_set(rows, params, size=size, cache_dir=cache_dir, name=cache_name(manifest, split),
+                          workers=workers, limits=limits)
+
+
+def cache_name(manifest: str | Path, split: str | None) -> str:
+    """Readable cache file prefix: ``<manifest folder>-<manifest stem>-<split>`` (the hash makes it unique)."""
+    manifest = Path(manifest).resolve()
+    return f"{manifest.parent.name}-{manifest.stem}-{split or 'all'}"
