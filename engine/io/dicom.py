@@ -35,6 +35,7 @@ from engine.io.dicom_headers import (
     not_image_reason,
     number_of_frames,
     one_line,
+    read_deferred,
     read_header,
 )
 
@@ -102,7 +103,7 @@ def read_dicom_series(files: Sequence[Path], limits: ReadLimits = DEFAULT_LIMITS
     items: list[Item] = []
     for path in map(Path, files):
         try:
-            header = read_header(path)
+            header = read_deferred(path)
         except ReadError as exc:
             yield Failure(path, str(exc))
             continue

@@ -67,7 +67,7 @@ def volume_from_mosaics(items: Sequence[Item], limits: ReadLimits) -> Case:
     path, header = ordered[0]
     n_slices = mosaic_slice_count(header)
     check_limits(header, 1, limits)
-    stored, affine = read_mosaic(path)  # Z Y X
+    stored, affine = read_mosaic(path, header)  # Z Y X
     if stored.shape[0] != n_slices:
         raise ReadError(f"mosaic unpacked to {stored.shape[0]} slices, CSA header says {n_slices}")
     pixels = grey_values(stored, header, np.zeros(len(stored), dtype=np.int64))

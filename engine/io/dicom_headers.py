@@ -84,10 +84,21 @@ _MODALITY_MAP = {"CR": "XR", "DX": "XR", "DR": "XR", "RG": "XR", "PX": "XR", "IO
 STACK_MODALITIES = frozenset({"CT", "MR", "PT"})
 
 
+DEFERRED_VALUE_BYTES = 64 * 1024  # values larger than this (pixel data) are read from disk only when used
+
+
 def read_header(path: Path, specific_tags: Sequence[str] | None = None) -> Dataset:
-    """The file's header (no pixels); raises ``ReadError`` with a one-line reason."""
+    """The file's header without pixel data; raises ``ReadError`` with a one-line reason."""
     try:
         return pydicom.dcmread(path, stop_before_pixels=True, force=True, specific_tags=specific_tags)
+    except Exception as exc:  # pydicom raises many types for broken files
+        raise ReadError(f"unreadable DICOM header ({one_line(exc)})") from exc
+
+
+def read_deferred(path: Path) -> Dataset:
+    """The whole dataset with large values (pixel data) deferred: parsed once, pixels loaded on first use."""
+    try:
+        return pydicom.dcmread(path, force=True, defer_size=DEFERRED_VALUE_BYTES)
     except Exception as exc:  # pydicom raises many types for broken files
         raise ReadError(f"unreadable DICOM header ({one_line(exc)})") from exc
 

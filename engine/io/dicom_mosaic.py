@@ -31,9 +31,9 @@ def mosaic_slice_count(header: Dataset) -> int:
     return int(n)
 
 
-def read_mosaic(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def read_mosaic(path: Path, header: Dataset) -> tuple[np.ndarray, np.ndarray]:
     """Stored values ``Z Y X`` of the mosaic's slices and the (column, row, slice) -> LPS affine."""
-    ds = pydicom.dcmread(path, force=True)
+    ds = header if "PixelData" in header else pydicom.dcmread(path, force=True)
     try:
         wrapper = dicomwrappers.MosaicWrapper(ds, csareader.get_csa_header(ds, "image"))
         data = wrapper.get_unscaled_data()  # rows cols slices

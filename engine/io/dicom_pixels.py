@@ -21,6 +21,9 @@ from engine.io.case import ReadError
 from engine.io.dicom_headers import number_of_frames
 
 
+_PIXEL_KEYWORDS = {0x7FE00010, 0x7FE00008, 0x7FE00009}  # PixelData, FloatPixelData, DoubleFloatPixelData
+
+
 def check_limits(ds: Dataset, n_files: int, limits: ReadLimits, frames_used: int | None = None) -> None:
     """Raise ``ReadError`` when the header claims more than the limits allow (nothing decoded yet)."""
     rows, cols = int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)
@@ -50,9 +53,9 @@ def decode(path: Path, header: Dataset, frame_indices: Sequence[int] | None = No
     n_frames = number_of_frames(header)
     try:
         if frame_indices is not None and n_frames > 1:
-            frames = _decode_some(path, [int(i) for i in frame_indices])
+            frames = _decode_some(path, header, [int(i) for i in frame_indices])
         else:
-            frames = _as_frames(_full_dataset(path).pixel_array, n_frames, header)
+            frames = _as_frames(_with_pixels(path, header).pixel_array, n_frames, header)
     except ReadError:
         raise
     except Exception as exc:  # decoders raise many types for broken data
@@ -62,19 +65,19 @@ def decode(path: Path, header: Dataset, frame_indices: Sequence[int] | None = No
     return frames.astype(frames.dtype.newbyteorder("="), copy=False)  # big-endian files -> native
 
 
-def _decode_some(path: Path, indices: list[int]) -> np.ndarray:
+def _decode_some(path: Path, header: Dataset, indices: list[int]) -> np.ndarray:
     """Decode only the listed frames (pydicom reads just those frames' bytes where the syntax allows)."""
     unique = sorted(set(indices))
     try:
         decoded = dict(zip(unique, iter_pixels(path, indices=unique)))
     except Exception:  # files without preamble/meta: fall back to the dataset path
-        decoded = dict(zip(unique, iter_pixels(_full_dataset(path), indices=unique)))
+        decoded = dict(zip(unique, iter_pixels(_with_pixels(path, header), indices=unique)))
     return np.stack([decoded[i] for i in indices])
 
 
-def _full_dataset(path: Path) -> Dataset:
-    """The whole dataset; a missing TransferSyntaxUID is filled in from the encoding pydicom detected."""
-    ds = pydicom.dcmread(path, force=True)
+def _with_pixels(path: Path, header: Dataset) -> Dataset:
+    """A dataset holding (or deferring) the pixel data, with a TransferSyntaxUID pydicom can decode."""
+    ds = header if _PIXEL_KEYWORDS & set(header.keys()) else pydicom.dcmread(path, force=True)
     if "TransferSyntaxUID" not in ds.file_meta:
         implicit, little = ds.original_encoding
         ds.file_meta.TransferSyntaxUID = (
