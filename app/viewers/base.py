@@ -1,0 +1,79 @@
+"""What every case viewer offers the rest of the app (compare view, main window, tests)."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QComboBox, QWidget
+
+from engine.io.case import Case
+from app.window_level import PRESET_KEYS, PRESETS, Window, auto_window
+
+PRESET_LABELS = {"auto": "Auto (0)", "lung": "CT lung (1)", "mediastinum": "CT mediastinum (2)",
+                 "bone": "CT bone (3)", "brain": "CT brain (4)"}
+NUMBER_KEYS = {int(Qt.Key.Key_0) + n: n for n in range(10)}
+
+
+class CaseViewer(QWidget):
+    """Base class: shows one ``Case``; may offer window/level (``windowChanged``) and a status line."""
+
+    windowChanged = Signal(object)  # Window chosen by the user (drag, preset key)
+    statusMessage = Signal(str)  # pixel readout and similar one-line information
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.case: Case | None = None
+
+    def set_case(self, case: Case) -> None:
+        """Show ``case`` (GUI thread; the case was read in a worker)."""
+        raise NotImplementedError
+
+    @property
+    def supports_window(self) -> bool:
+        return False
+
+    def window(self) -> Window | None:
+        return None
+
+    def set_window(self, window: Window, emit: bool = False) -> None:
+        """Apply a window without echoing ``windowChanged`` unless ``emit`` (used to link two viewers)."""
+
+    def apply_preset(self, name: str) -> None:
+        """Apply a named preset ('lung', 'mediastinum', 'bone', 'brain') or 'auto'."""
+        if self.case is None:
+            return
+        window = auto_window(self.case.pixels) if name == "auto" else PRESETS[name]
+        self.set_window(window, emit=True)
+
+    def apply_number_key(self, number: int) -> bool:
+        """Keys 1-4 = presets, 0 = auto. True when the key did something."""
+        name = PRESET_KEYS.get(number)
+        if name is None or not self.supports_window:
+            return False
+        self.apply_preset(name)
+        return True
+
+    def capture(self) -> np.ndarray:
+        """What the viewer draws, uint8 ``H W 3`` (screenshots, tests)."""
+        raise NotImplementedError
+
+    def shutdown(self) -> None:
+        """Stop timers and release VTK resources before the widget goes away."""
+
+
+def preset_combo(parent: QWidget | None = None) -> QComboBox:
+    """A combo box listing the window presets (item data = preset name)."""
+    combo = QComboBox(parent)
+    for name in ("auto", "lung", "mediastinum", "bone", "brain"):
+        combo.addItem(PRESET_LABELS[name], name)
+    combo.setToolTip("Window/level preset (keys 1-4, 0 = auto)")
+    return combo
+
+
+def format_value(value: float | tuple[float, ...] | None) -> str:
+    """A pixel value for the readout: integers without decimals, RGB as a tuple."""
+    if value is None:
+        return "-"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(f"{v:.0f}" for v in value) + ")"
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.4g}"
