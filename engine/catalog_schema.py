@@ -1,0 +1,147 @@
+"""The catalog's tables (SQLAlchemy 2 ORM) and its schema migrations.
+
+Tables: ``cases`` (one retrievable case and its metadata), ``source_files`` (the files a case was read from, with
+size, mtime and content fingerprint for incremental indexing), ``embeddings`` (one float16 vector per case and
+model id), ``thumbnails`` (a small PNG per case), ``failures`` (paths that could not be read), ``schema_version``.
+Every column a query filters or joins on is indexed.
+
+Migrations: ``SCHEMA_VERSION`` is the version this code writes. ``MIGRATIONS[v]`` upgrades a catalog from version
+``v`` to ``v + 1`` inside one transaction; ``migrate`` runs the missing steps in order when a catalog is opened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import (
+    Connection,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+    inspect,
+    select,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+SCHEMA_VERSION = 1
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class CaseRow(Base):
+    __tablename__ = "cases"
+    __table_args__ = (UniqueConstraint("unit_key", "uid"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uid: Mapped[str] = mapped_column(String, index=True)  # Case.uid (SeriesInstanceUID, or the file path)
+    kind: Mapped[str] = mapped_column(String, index=True)
+    modality: Mapped[str] = mapped_column(String, index=True)
+    body_part: Mapped[str | None] = mapped_column(String, index=True)
+    patient_id: Mapped[str | None] = mapped_column(String, index=True)
+    patient_name: Mapped[str | None] = mapped_column(String)
+    study_uid: Mapped[str | None] = mapped_column(String, index=True)
+    series_uid: Mapped[str | None] = mapped_column(String, index=True)
+    study_date: Mapped[str | None] = mapped_column(String, index=True)  # YYYY-MM-DD
+    description: Mapped[str | None] = mapped_column(String)
+    shape: Mapped[str] = mapped_column(String)  # JSON list
+    n_files: Mapped[int] = mapped_column(Integer)
+    fingerprint: Mapped[str] = mapped_column(String, index=True)
+    reader: Mapped[str] = mapped_column(String)  # engine.io.scan reader name, to re-read the case
+    unit_key: Mapped[str] = mapped_column(String, index=True)  # engine.io.scan SourceUnit.key
+    added_at: Mapped[float] = mapped_column(Float, index=True)  # unix seconds
+    updated_at: Mapped[float] = mapped_column(Float)
+
+    files: Mapped[list["SourceFileRow"]] = relationship(
+        back_populates="case", cascade="all, delete-orphan", passive_deletes=True, order_by="SourceFileRow.path"
+    )
+
+
+class SourceFileRow(Base):
+    __tablename__ = "source_files"
+    __table_args__ = (UniqueConstraint("case_id", "path"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    path: Mapped[str] = mapped_column(String, index=True)
+    size: Mapped[int] = mapped_column(Integer)
+    mtime: Mapped[float] = mapped_column(Float)
+    fingerprint: Mapped[str] = mapped_column(String)
+
+    case: Mapped[CaseRow] = relationship(back_populates="files")
+
+
+class EmbeddingRow(Base):
+    __tablename__ = "embeddings"
+
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True)
+    model_id: Mapped[str] = mapped_column(String, primary_key=True, index=True)
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float16 little-endian, dim values
+
+
+class ThumbnailRow(Base):
+    __tablename__ = "thumbnails"
+
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True)
+    png: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class FailureRow(Base):
+    __tablename__ = "failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    path: Mapped[str] = mapped_column(String, unique=True, index=True)
+    reason: Mapped[str] = mapped_column(String)
+    at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class SchemaVersionRow(Base):
+    __tablename__ = "schema_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+
+
+Migration = Callable[[Connection], None]
+
+# MIGRATIONS[v] upgrades version v to v + 1. Add a step here (and bump SCHEMA_VERSION) for every schema change.
+MIGRATIONS: dict[int, Migration] = {}
+
+
+class SchemaError(Exception):
+    """The catalog's schema cannot be used by this version of m3ret."""
+
+
+def current_version(conn: Connection) -> int | None:
+    """The stored schema version; None for an empty database."""
+    tables = set(inspect(conn).get_table_names())
+    if "schema_version" not in tables:
+        return None if "cases" not in tables else 0
+    row = conn.execute(select(SchemaVersionRow.version)).first()
+    return int(row[0]) if row else 0
+
+
+def migrate(conn: Connection) -> int:
+    """Create the schema in an empty database or upgrade an older one; returns the version now stored."""
+    version = current_version(conn)
+    if version is None:
+        Base.metadata.create_all(conn)
+        conn.execute(SchemaVersionRow.__table__.insert().values(id=1, version=SCHEMA_VERSION))
+        return SCHEMA_VERSION
+    if version > SCHEMA_VERSION:
+        raise SchemaError(f"catalog schema v{version} is newer than this m3ret (v{SCHEMA_VERSION}); upgrade m3ret")
+    while version < SCHEMA_VERSION:
+        step = MIGRATIONS.get(version)
+        if step is None:
+            raise SchemaError(f"no migration from catalog schema v{version}")
+        step(conn)
+        version += 1
+        conn.execute(SchemaVersionRow.__table__.delete())
+        conn.execute(SchemaVersionRow.__table__.insert().values(id=1, version=version))
+    Base.metadata.create_all(conn)  # tables added by this version without a data migration
+    return version

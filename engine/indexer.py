@@ -1,0 +1,462 @@
+"""Index files and folders into a library: discover -> read + preprocess (worker processes) -> embed -> write.
+
+Pipeline:
+
+1. ``engine.io.scan.discover`` walks every path (headers only) into ``SourceUnit``s (a file, or a DICOM series).
+2. Each unit is compared with the catalog: a unit whose files all have the recorded size and mtime (or, when
+   those changed, the same content fingerprint), whose file set is that of its cases, and whose cases all have
+   an embedding by the library's model is *unchanged* and skipped without being read.
+3. Changed and new units are read, preprocessed to clips and thumbnailed in worker processes (``spawn``), with
+   at most ``2 * workers`` units in flight, so memory stays bounded whatever the archive size.
+4. The parent embeds clips in batches (ONNX Runtime) and is the only writer: one catalog transaction per batch
+   (cases, files, embeddings, thumbnails, failures; stale cases of a re-read unit deleted), then the vectors go
+   into the index. The index file is saved atomically at the end; after a crash the catalog (the truth) tops it
+   up when the library is next opened, and a re-run resumes: what was committed is unchanged and skipped.
+5. ``prune=True`` removes cases whose source files under the given paths have disappeared.
+
+Progress goes to a callback at most ~10 times a second; ``cancel`` (a ``threading.Event``) is checked between
+units; a cancelled run leaves the catalog consistent (uncommitted work is simply redone next time).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engine.catalog import FileState, NewCase
+from engine.config import DEFAULT_LIMITS, ReadLimits
+from engine.encoder import Encoder
+from engine.io.case import Case, Failure
+from engine.io.fingerprint import file_fingerprint
+from engine.io.scan import SourceUnit, discover, read_unit
+from engine.library import Library
+from engine.preprocess import PreprocessParams, case_to_clip
+from engine.thumbnails import make_thumbnail
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 32  # cases per embedding batch and per catalog transaction
+PROGRESS_INTERVAL_S = 0.1  # at most ~10 progress callbacks a second
+UNKNOWN_MODALITIES = ("", "OT")
+
+
+@dataclass
+class IndexProgress:
+    """Where an indexing run is. ``stage``: "discovering", "indexing", "pruning", "saving", "done"."""
+
+    done: int
+    total: int | None
+    current_path: str
+    stage: str
+    n_failed: int
+    n_skipped: int
+
+
+@dataclass
+class IndexReport:
+    """What an indexing run did."""
+
+    n_added: int = 0
+    n_updated: int = 0
+    n_unchanged: int = 0
+    n_failed: int = 0
+    n_pruned: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    cancelled: bool = False
+    seconds: float = 0.0
+
+    @property
+    def n_embedded(self) -> int:
+        return self.n_added + self.n_updated
+
+    def summary(self) -> str:
+        state = "cancelled" if self.cancelled else "done"
+        return (
+            f"{state} in {self.seconds:.1f} s: {self.n_added} added, {self.n_updated} updated, "
+            f"{self.n_unchanged} unchanged, {self.n_pruned} pruned, {self.n_failed} failed"
+        )
+
+
+@dataclass
+class _Prepared:
+    """A unit read and preprocessed by a worker: cases without pixels, their clips, failures."""
+
+    unit: SourceUnit
+    cases: list[NewCase]
+    clips: list[np.ndarray]  # each float32 3 T H W
+    failures: list[Failure]
+
+
+@dataclass
+class _Pending:
+    """A unit to read, with the cases it held before (deleted unless the unit yields them again)."""
+
+    unit: SourceUnit
+    old_case_ids: set[int]
+
+
+def default_workers() -> int:
+    """Reader processes: one per core beyond the one the encoder uses, at least 1, at most 8."""
+    return max(1, min(8, (os.cpu_count() or 2) - 1))
+
+
+def index_paths(
+    library: Library,
+    paths: Sequence[Path],
+    progress: Callable[[IndexProgress], None] | None = None,
+    cancel: threading.Event | None = None,
+    workers: int | None = None,
+    prune: bool = False,
+    *,
+    reembed: bool = False,
+    modality: str | None = None,
+    limits: ReadLimits = DEFAULT_LIMITS,
+    batch_size: int = BATCH_SIZE,
+) -> IndexReport:
+    """Index ``paths`` (files or folders) into ``library``; see the module docstring.
+
+    ``workers=0`` reads in this process (no pool). ``reembed=True`` switches the library to its encoder's model
+    (when it differs) and re-embeds every case; with no ``paths`` it re-embeds the catalogued cases from their
+    source files. ``modality`` is given to cases whose reader does not know theirs ("OT", e.g. PNG or NIfTI).
+    """
+    started = time.monotonic()
+    cancel = cancel or threading.Event()
+    report = IndexReport()
+    notify = _Throttle(progress)
+    encoder = _encoder_for(library, reembed)
+    roots = [Path(p).expanduser().absolute() for p in paths]
+    run = _Run(library, encoder, report, notify, cancel, limits, batch_size, modality)
+
+    if roots:
+        units = run.discover(roots)
+    else:
+        units = run.catalog_units() if reembed else []
+    if not cancel.is_set():
+        pending = run.classify(units)
+        run.read_and_write(pending, default_workers() if workers is None else workers)
+    if prune and roots and not cancel.is_set():
+        run.prune(roots)
+    run.flush_records()
+    notify(IndexProgress(report.n_embedded, None, "", "saving", report.n_failed, report.n_unchanged), force=True)
+    library.save_index()
+    report.cancelled = cancel.is_set()
+    report.seconds = time.monotonic() - started
+    notify(IndexProgress(report.n_embedded, None, "", "done", report.n_failed, report.n_unchanged), force=True)
+    log.info("indexing %s", report.summary())
+    return report
+
+
+def _encoder_for(library: Library, reembed: bool) -> Encoder:
+    if not reembed:
+        return library.encoder
+    encoder = Encoder.shared(library.model_path, threads=library.threads)
+    if library.model_id != encoder.model_id:
+        log.info("re-embedding library %s with model %s", library.path, encoder.model_id)
+        library.switch_model(encoder)
+    return library.encoder
+
+
+class _Throttle:
+    """Calls the progress callback at most every ``PROGRESS_INTERVAL_S`` (always when forced)."""
+
+    def __init__(self, callback: Callable[[IndexProgress], None] | None) -> None:
+        self._callback = callback
+        self._last = 0.0
+
+    def __call__(self, state: IndexProgress, force: bool = False) -> None:
+        if self._callback is None:
+            return
+        now = time.monotonic()
+        if force or now - self._last >= PROGRESS_INTERVAL_S:
+            self._last = now
+            self._callback(state)
+
+
+class _Run:
+    """The state of one indexing run (the parent process's side: classification, embedding, writing)."""
+
+    def __init__(self, library: Library, encoder: Encoder, report: IndexReport, notify: _Throttle,
+                 cancel: threading.Event, limits: ReadLimits, batch_size: int, modality: str | None) -> None:
+        self.library = library
+        self.catalog = library.catalog
+        self.encoder = encoder
+        self.model_id = encoder.model_id
+        self.report = report
+        self.notify = notify
+        self.cancel = cancel
+        self.limits = limits
+        self.batch_size = max(1, batch_size)
+        self.modality = modality.upper() if modality else None
+        self.seen: set[int] = set()  # case ids found (unchanged or written) in this run
+        self.total = 0
+        self.done = 0
+        self._failures: list[Failure] = []  # not yet committed
+        self._touched: list[FileState] = []
+
+    # ---- 1. discover ---------------------------------------------------------------------------------------
+
+    def discover(self, roots: list[Path]) -> list[SourceUnit]:
+        units: list[SourceUnit] = []
+        examined = 0
+
+        def count(n: int) -> None:
+            nonlocal examined
+            examined += n
+            self._progress("discovering", str(root), total=None, done=examined)
+
+        for root in roots:
+            for item in discover(root, self.limits, progress=count):
+                if self.cancel.is_set():
+                    return units
+                if isinstance(item, Failure):
+                    self._fail(item)
+                else:
+                    units.append(_absolute(item))
+        return units
+
+    def catalog_units(self) -> list[SourceUnit]:
+        """Every catalogued case's unit (re-embedding without paths)."""
+        units: dict[str, SourceUnit] = {}
+        for record in self.catalog.list_cases(with_thumbnails=False):
+            files = tuple(Path(p) for p in record.source_paths)
+            known = units.get(record.unit_key)
+            merged = tuple(sorted(set(files) | set(known.files))) if known else files
+            units[record.unit_key] = SourceUnit(record.reader, merged, record.unit_key)
+        return list(units.values())
+
+    # ---- 2. skip what did not change -------------------------------------------------------------------------
+
+    def classify(self, units: list[SourceUnit]) -> list[_Pending]:
+        """Split units into unchanged ones (skipped, their cases marked seen) and ones to read."""
+        self.total = len(units)
+        embedded = set(self.catalog.embedding_ids(self.model_id).tolist())
+        pending: list[_Pending] = []
+        for start in range(0, len(units), 500):
+            chunk = units[start : start + 500]
+            states = self.catalog.file_states(str(f) for u in chunk for f in u.files)
+            owners_all = {cid for u in chunk for f in u.files for cid, _ in states.get(str(f), [])}
+            owner_files = self.catalog.case_file_paths(owners_all)
+            for unit in chunk:
+                if self.cancel.is_set():
+                    return pending
+                owners = {cid for f in unit.files for cid, _ in states.get(str(f), [])}
+                if self._unchanged(unit, states, owners, owner_files, embedded):
+                    self.seen |= owners
+                    self.report.n_unchanged += len(owners)
+                    self.done += 1
+                    self._progress("indexing", str(unit.files[0]))
+                else:
+                    pending.append(_Pending(unit, owners))
+        if self.modality:
+            self._relabel_unknown(self.seen)
+        return pending
+
+    def _unchanged(self, unit: SourceUnit, states: dict[str, list[tuple[int, FileState]]], owners: set[int],
+                   owner_files: dict[int, set[str]], embedded: set[int]) -> bool:
+        names = {str(f) for f in unit.files}
+        if not owners or not owners <= embedded:
+            return False
+        if set().union(*(owner_files.get(cid, set()) for cid in owners)) != names:
+            return False
+        touched: list[FileState] = []
+        for name in names:
+            recorded = states.get(name)
+            if not recorded:
+                return False
+            old = recorded[0][1]
+            try:
+                st = os.stat(name)
+            except OSError:
+                return False
+            if st.st_size == old.size and st.st_mtime == old.mtime:
+                continue
+            if st.st_size != old.size or file_fingerprint(name) != old.fingerprint:
+                return False
+            touched.append(FileState(name, st.st_size, st.st_mtime, old.fingerprint))
+        self._touched.extend(touched)
+        return True
+
+    def _relabel_unknown(self, case_ids: set[int]) -> None:
+        from sqlalchemy import update
+
+        from engine.catalog_schema import CaseRow
+
+        ids = sorted(case_ids)
+        with self.catalog.session() as session:
+            for start in range(0, len(ids), 500):
+                session.execute(
+                    update(CaseRow)
+                    .where(CaseRow.id.in_(ids[start : start + 500]), CaseRow.modality.in_(UNKNOWN_MODALITIES))
+                    .values(modality=self.modality)
+                )
+
+    # ---- 3-4. read in workers, embed and write here ----------------------------------------------------------
+
+    def read_and_write(self, pending: list[_Pending], workers: int) -> None:
+        params = self.encoder.params
+        batch: list[tuple[_Pending, _Prepared]] = []
+        for item in self._prepared(pending, workers, params):
+            batch.append(item)
+            if sum(len(p.cases) for _, p in batch) >= self.batch_size:
+                self._write(batch)
+                batch = []
+            if self.cancel.is_set():
+                return  # the uncommitted batch is redone next run
+        self._write(batch)
+
+    def _prepared(self, pending: list[_Pending], workers: int, params: PreprocessParams
+                  ) -> Iterator[tuple[_Pending, _Prepared]]:
+        if workers <= 0:
+            for item in pending:
+                if self.cancel.is_set():
+                    return
+                self._progress("indexing", str(item.unit.files[0]))
+                yield item, prepare_unit(item.unit, self.limits, params, self.modality)
+            return
+        queue = deque(pending)
+        context = multiprocessing.get_context("spawn")
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init)
+        in_flight: dict[Future[_Prepared], _Pending] = {}
+        try:
+            while queue or in_flight:
+                while queue and len(in_flight) < 2 * workers and not self.cancel.is_set():
+                    item = queue.popleft()
+                    in_flight[pool.submit(prepare_unit, item.unit, self.limits, params, self.modality)] = item
+                if not in_flight:
+                    return
+                finished, _ = wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    item = in_flight.pop(future)
+                    self._progress("indexing", str(item.unit.files[0]))
+                    try:
+                        yield item, future.result()
+                    except Exception as exc:  # noqa: BLE001 (a worker crash fails that unit, not the run)
+                        where = _unit_path(item.unit)
+                        yield item, _Prepared(item.unit, [], [], [Failure(where, f"reader process failed ({exc})")])
+                if self.cancel.is_set():
+                    return
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _write(self, batch: list[tuple[_Pending, _Prepared]]) -> None:
+        cases = [c for _, p in batch for c in p.cases]
+        clips = [clip for _, p in batch for clip in p.clips]
+        for _, prepared in batch:
+            for failure in prepared.failures:
+                self._fail(failure)
+        vectors = self.encoder.embed_clips(clips) if clips else np.zeros((0, self.encoder.embed_dim), np.float32)
+        stale = set().union(*(item.old_case_ids for item, _ in batch)) if batch else set()
+        written = self.catalog.write_batch(
+            cases, vectors, self.model_id, delete_ids=stale, failures=self._failures, touched=self._touched
+        )
+        self._failures, self._touched = [], []
+        ids = np.asarray([case_id for case_id, _ in written], dtype=np.int64)
+        stale -= set(ids.tolist())
+        index = self.library.index
+        if stale:
+            index.remove(np.asarray(sorted(stale), dtype=np.int64))
+        index.add(ids, vectors)
+        for _, created in written:
+            if created:
+                self.report.n_added += 1
+            else:
+                self.report.n_updated += 1
+        self.seen.update(ids.tolist())
+        self.done += len(batch)
+        self._progress("indexing", str(batch[-1][0].unit.files[0]) if batch else "")
+
+    # ---- 5. prune ------------------------------------------------------------------------------------------
+
+    def prune(self, roots: list[Path]) -> None:
+        self._progress("pruning", "", force=True)
+        gone = sorted(self.catalog.case_ids_under(roots) - self.seen)
+        if gone:
+            self.report.n_pruned = self.library.remove_cases(gone)
+
+    def flush_records(self) -> None:
+        """Commit failures and refreshed file stats not yet written with a batch."""
+        if self._failures or self._touched:
+            self.catalog.write_batch([], None, self.model_id, failures=self._failures, touched=self._touched)
+            self._failures, self._touched = [], []
+
+    # ---- helpers -------------------------------------------------------------------------------------------
+
+    def _fail(self, failure: Failure) -> None:
+        self.report.failures.append(failure)
+        self.report.n_failed += 1
+        self._failures.append(failure)
+        if len(self._failures) >= 1000:
+            self.catalog.record_failures(self._failures)
+            self._failures = []
+
+    def _progress(self, stage: str, path: str, total: int | None = -1, done: int | None = None,
+                  force: bool = False) -> None:
+        self.notify(
+            IndexProgress(
+                done=self.done if done is None else done, total=self.total if total == -1 else total,
+                current_path=path, stage=stage, n_failed=self.report.n_failed, n_skipped=self.report.n_unchanged,
+            ),
+            force=force,
+        )
+
+
+def prepare_unit(unit: SourceUnit, limits: ReadLimits, params: PreprocessParams, modality: str | None = None
+                 ) -> _Prepared:
+    """Read one unit and turn each case into (catalog fields, clip, thumbnail). Runs in a worker process."""
+    cases: list[NewCase] = []
+    clips: list[np.ndarray] = []
+    failures: list[Failure] = []
+    for item in read_unit(unit, limits):
+        if isinstance(item, Failure):
+            failures.append(item)
+            continue
+        try:
+            cases_clip = _prepare_case(item, unit, params, modality)
+        except Exception as exc:  # noqa: BLE001 (bad pixels fail that case, never the run)
+            failures.append(Failure(item.path, f"cannot preprocess ({type(exc).__name__}: {exc})"[:300]))
+            continue
+        cases.append(cases_clip[0])
+        clips.append(cases_clip[1])
+    return _Prepared(unit, cases, clips, failures)
+
+
+def _prepare_case(case: Case, unit: SourceUnit, params: PreprocessParams, modality: str | None
+                  ) -> tuple[NewCase, np.ndarray]:
+    if modality and case.modality in UNKNOWN_MODALITIES:
+        case.modality = modality
+    clip = case_to_clip(case, params)  # 3 T H W
+    new = NewCase.from_case(case, unit.reader, unit.key, make_thumbnail(case))
+    return new, clip
+
+
+def _worker_init() -> None:
+    """Reader processes: one thread each (the parallelism is the processes), Ctrl-C handled by the parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def _absolute(unit: SourceUnit) -> SourceUnit:
+    files = tuple(Path(f).absolute() for f in unit.files)
+    return unit if files == unit.files else SourceUnit(unit.reader, files, unit.key)
+
+
+def _unit_path(unit: SourceUnit) -> Path:
+    if len(unit.files) == 1:
+        return unit.files[0]
+    return Path(os.path.commonpath([str(f.parent) for f in unit.files]))

@@ -1,0 +1,200 @@
+"""The vector index: USearch, cosine metric, float16 storage, keys = catalog case ids.
+
+A cache of the catalog's embeddings (``Library`` rebuilds or tops it up from the catalog when they disagree).
+Search is exact (brute force) while the index holds at most ``EXACT_SEARCH_MAX`` vectors and HNSW with a raised
+``expansion_search`` (256) above. The threshold is measured (benchmarks/README.md, "Exact-search threshold",
+``python -m benchmarks.vector_search``; D=192, f16, top-10, one query at a time, 2-core VM): USearch exact search
+is no slower than HNSW at expansion_search=256 up to 10,000 vectors (0.39 vs 0.54 ms at 10k; 0.68 vs 0.52 ms at
+20k) and HNSW recall@10 there is >= 0.999. Filtered searches that leave at most ``EXACT_ALLOWED_MAX`` cases are
+always exact over just those cases (a dot product over their vectors).
+
+Saving writes a temporary file next to the target and moves it into place with ``os.replace`` (atomic), so an
+interrupted save leaves the previous index intact.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+# onnxruntime must be loaded before usearch in one process (the reverse order segfaults with
+# onnxruntime 1.32 + usearch 2.26 wheels); engine modules that search also embed.
+import onnxruntime  # noqa: F401  isort: skip
+from usearch.index import Index  # isort: skip
+
+log = logging.getLogger(__name__)
+
+EXACT_SEARCH_MAX = 10_000  # measured, see module docstring
+EXACT_ALLOWED_MAX = 20_000  # a filter leaving at most this many cases: brute force over just those
+EXPANSION_SEARCH = 256  # USearch default 64; raised for recall at top-k up to a few hundred
+EXPANSION_ADD = 128
+CONNECTIVITY = 16
+
+
+class VectorIndex:
+    """Cosine nearest neighbours over float16 vectors keyed by case id (thread-safe)."""
+
+    def __init__(self, ndim: int) -> None:
+        self.ndim = ndim
+        self._index = _new_index(ndim)
+        self._lock = threading.RLock()
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def keys(self) -> np.ndarray:
+        """Every key (int64, sorted)."""
+        with self._lock:
+            if len(self._index) == 0:
+                return np.zeros(0, dtype=np.int64)
+            return np.sort(np.asarray(self._index.keys, dtype=np.int64))
+
+    def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
+        """Add or replace vectors ``float32 [N, D]`` under ``keys [N]``."""
+        keys = np.asarray(keys, dtype=np.uint64)
+        if len(keys) == 0:
+            return
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(keys), self.ndim)  # N D
+        with self._lock:
+            present = keys[self._contains(keys)]
+            if len(present):
+                self._index.remove(present)
+            self._index.add(keys, vectors, threads=0)
+
+    def remove(self, keys: np.ndarray) -> None:
+        keys = np.asarray(keys, dtype=np.uint64)
+        with self._lock:
+            present = keys[self._contains(keys)]
+            if len(present):
+                self._index.remove(present)
+
+    def _contains(self, keys: np.ndarray) -> np.ndarray:
+        if len(keys) == 0 or len(self._index) == 0:
+            return np.zeros(len(keys), dtype=bool)
+        return np.asarray(self._index.contains(keys), dtype=bool).reshape(len(keys))
+
+    def get(self, keys: np.ndarray) -> np.ndarray:
+        """Stored vectors ``float32 [N, D]`` for keys that are present."""
+        keys = np.asarray(keys, dtype=np.uint64)
+        with self._lock:
+            vectors = self._index.get(keys, dtype=np.float32)
+        return np.asarray(vectors, dtype=np.float32).reshape(len(keys), self.ndim)
+
+    def search(
+        self,
+        query: np.ndarray,
+        k: int,
+        allowed: np.ndarray | None = None,
+        accept: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` ``(keys int64, similarities float32)``, best first, among ``allowed`` keys (None = all).
+
+        ``accept`` (keys -> bool mask) is an extra filter; candidates are over-fetched and the fetch grown until
+        ``k`` accepted results are found or the index is exhausted, so a filter never shortens the list below
+        what exists.
+        """
+        query = np.asarray(query, dtype=np.float32).reshape(1, self.ndim)  # 1 D
+        with self._lock:
+            size = len(self._index)
+            if size == 0 or k <= 0:
+                return _empty()
+            if allowed is not None:
+                allowed = np.asarray(allowed, dtype=np.int64)
+                if len(allowed) <= EXACT_ALLOWED_MAX:
+                    return self._exact_among(query, k, allowed, accept)
+                allowed_set = set(allowed.tolist())
+                base = accept
+                accept = (lambda keys: np.fromiter((int(x) in allowed_set for x in keys), bool, len(keys))
+                          & (base(keys) if base is not None else True))
+            fetch = k if accept is None else min(size, max(4 * k, 32))
+            while True:
+                keys, sims = self._search(query, fetch, size)
+                if accept is not None and len(keys):
+                    mask = accept(keys)
+                    keys, sims = keys[mask], sims[mask]
+                if len(keys) >= k or fetch >= size:
+                    return keys[:k], sims[:k]
+                fetch = min(size, fetch * 4)
+
+    def _search(self, query: np.ndarray, count: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+        exact = size <= EXACT_SEARCH_MAX or count >= size // 2
+        keys, sims = _unpack(self._index.search(query, count, exact=exact))
+        found = len(keys)
+        if not exact and found < min(count, size):
+            log.debug("HNSW returned %d of %d; falling back to exact search", found, count)
+            return self._search_exact_all(query, count)
+        return keys, sims
+
+    def _search_exact_all(self, query: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+        return _unpack(self._index.search(query, count, exact=True))
+
+    def _exact_among(
+        self, query: np.ndarray, k: int, allowed: np.ndarray, accept: Callable[[np.ndarray], np.ndarray] | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        present = allowed[self._contains(allowed.astype(np.uint64))]
+        if accept is not None and len(present):
+            present = present[accept(present)]
+        if len(present) == 0:
+            return _empty()
+        vectors = self.get(present)  # n D
+        norms = np.maximum(np.linalg.norm(vectors, axis=1), 1e-12)
+        sims = (vectors @ query[0]) / (norms * max(float(np.linalg.norm(query)), 1e-12))
+        order = np.argsort(-sims, kind="stable")[:k]
+        return present[order], sims[order].astype(np.float32)
+
+    def save(self, path: Path) -> None:
+        """Write atomically: temporary file in the same folder, then ``os.replace``."""
+        path = Path(path)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            with self._lock:
+                self._index.save(tmp)
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    @classmethod
+    def load(cls, path: Path, ndim: int) -> "VectorIndex":
+        """Load a saved index; ``ValueError`` when it is unreadable or of another dimension."""
+        index = cls(ndim)
+        try:
+            index._index.load(str(path))
+        except Exception as exc:  # noqa: BLE001 (a damaged cache is rebuilt from the catalog)
+            raise ValueError(f"{path}: unreadable vector index ({exc})") from exc
+        if index._index.ndim != ndim:
+            raise ValueError(f"{path}: vector index has {index._index.ndim} dimensions, expected {ndim}")
+        return index
+
+
+def _new_index(ndim: int) -> Index:
+    return Index(
+        ndim=ndim, metric="cos", dtype="f16", connectivity=CONNECTIVITY,
+        expansion_add=EXPANSION_ADD, expansion_search=EXPANSION_SEARCH,
+    )
+
+
+def _unpack(matches: object) -> tuple[np.ndarray, np.ndarray]:
+    """Keys and cosine similarities of the first query, only the ``counts`` found (never padding)."""
+    counts = getattr(matches, "counts", None)
+    keys, distances = np.asarray(matches.keys), np.asarray(matches.distances)  # type: ignore[attr-defined]
+    if counts is not None:  # BatchMatches: rows padded past counts[i]
+        found = int(np.asarray(counts).reshape(-1)[0])
+        keys, distances = keys.reshape(len(counts), -1)[0, :found], distances.reshape(len(counts), -1)[0, :found]
+    else:  # Matches: already trimmed to what was found
+        keys, distances = keys.reshape(-1), distances.reshape(-1)
+        found = min(len(keys), len(distances))
+        keys, distances = keys[:found], distances[:found]
+    return keys.astype(np.int64), (1.0 - distances.astype(np.float32)).astype(np.float32)
+
+
+def _empty() -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
