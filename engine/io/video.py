@@ -4,7 +4,7 @@ Frame count and frame size come from the container first and are checked against
 ``limits.video_frames`` frames are sampled uniformly (``engine.preprocess.sample_indices``) by grabbing and
 seeking, so only the sampled frames are ever held in memory. Containers can announce more frames than they hold:
 the reader stops at the real end and, if that left too few frames, samples again over the frames that exist.
-Frames are grey when all three channels agree (within compression noise), else RGB. ``modality`` is ``"OT"``:
+Frames are grey when the three channels agree (up to compression noise), else RGB. ``modality`` is ``"OT"``:
 a video file does not say what it shows (a manifest or the caller may know better).
 """
 
@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm"})
 SEEK_GAP = 64  # seek instead of grabbing when the next wanted frame is further ahead than this
-GREY_TOLERANCE = 6  # max |channel difference| still called grey (lossy chroma leaves small residues)
+GREY_MEAN_SPREAD = 3.0  # mean (max - min channel) still called grey, see _is_grey
+GREY_PIXEL_SPREAD = 24  # a pixel whose channels spread more than this is coloured
 
 
 class _Capture:
@@ -79,12 +80,13 @@ def _read_frames(path: Path, wanted: np.ndarray) -> tuple[list[np.ndarray], list
 
 
 def _is_grey(frames: np.ndarray) -> bool:
-    """True when every frame's three channels agree within ``GREY_TOLERANCE``. frames: T H W 3."""
-    channels = frames.astype(np.int16)
-    return bool(
-        np.abs(channels[..., 0] - channels[..., 1]).max() <= GREY_TOLERANCE
-        and np.abs(channels[..., 0] - channels[..., 2]).max() <= GREY_TOLERANCE
-    )
+    """True when the channels agree up to compression noise. frames: T H W 3.
+
+    Lossy chroma leaves grey clips with a mean channel spread of 0-2 levels and a few pixels up to ~10; tinted
+    or colour clips show a mean spread above 10. A tiny coloured overlay (< 0.1 % of pixels) still counts as grey.
+    """
+    spread = frames.max(axis=-1).astype(np.int16) - frames.min(axis=-1)  # T H W
+    return bool(spread.mean() <= GREY_MEAN_SPREAD and (spread > GREY_PIXEL_SPREAD).mean() < 0.001)
 
 
 def read_video(path: Path | str, limits: ReadLimits = DEFAULT_LIMITS) -> Case:

@@ -106,3 +106,13 @@ def test_bad_files_raise_read_error(tmp_path: Path, content: bytes) -> None:
     with pytest.raises(ReadError) as err:
         read_video(path)
     assert str(err.value) and "\n" not in str(err.value)
+
+
+def test_tinted_clip_stays_colour(tmp_path: Path) -> None:
+    grey = np.random.default_rng(3).integers(40, 200, (48, 64), dtype=np.uint8).astype(np.int16)
+    sepia_bgr = np.dstack([grey - 20, grey, grey + 20]).astype(np.uint8)  # a mild tint, like some ultrasound
+    path = _write(tmp_path / "sepia.avi", [sepia_bgr] * 6, "MJPG")
+    case = read_video(path, ReadLimits(video_frames=3))
+    assert case.is_color
+    r, _, b = case.pixels.reshape(-1, 3).astype(float).mean(axis=0)
+    assert r - b > 20  # red stays on the red channel
