@@ -18,6 +18,14 @@ from pathlib import Path
 # One line per subcommand: the module that registers it.
 SUBCOMMANDS: tuple[str, ...] = (
     "engine.cli.inspect",
+    "engine.cli.index",
+    "engine.cli.search",
+    "engine.cli.list",
+    "engine.cli.show",
+    "engine.cli.remove",
+    "engine.cli.rebuild_index",
+    "engine.cli.stats",
+    "engine.cli.failures",
 )
 
 USAGE_ERROR = 2
