@@ -22,12 +22,14 @@ import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 
 from engine.config import DEFAULT_LIMITS, ReadLimits
 from engine.io.case import Case, Failure, ReadError
 from engine.io.dicom_cases import Item, case_from_file, volume_from_mosaics, volume_from_slices
+from engine.io.dicom_geometry import POSITION_TOLERANCE_MM, slice_normal
 from engine.io.dicom_headers import (
     GROUPING_TAGS,
     has_slice_geometry,
@@ -75,21 +77,12 @@ def group_dicom_series(
     ``limits`` is accepted for symmetry with the readers; grouping reads no pixels.
     """
     by_uid: dict[str, dict[str, list[Path]]] = {}
-    for path in paths:
-        path = Path(path)
-        if not looks_like_dicom(path):
-            yield Failure(path, "not a DICOM file")
+    for path in map(Path, paths):
+        entry = _group_entry(path)
+        if isinstance(entry, Failure):
+            yield entry
             continue
-        try:
-            ds = read_header(path, GROUPING_TAGS)
-        except ReadError as exc:
-            yield Failure(path, str(exc))
-            continue
-        reason = not_image_reason(ds)
-        if reason:
-            yield Failure(path, reason)
-            continue
-        uid, sub_key = _series_key(ds, path)
+        uid, sub_key = entry
         by_uid.setdefault(uid, {}).setdefault(sub_key, []).append(path)
     for uid, subgroups in by_uid.items():
         for sub_key, files in subgroups.items():
@@ -100,21 +93,21 @@ def group_dicom_series(
 
 def read_dicom_series(files: Sequence[Path], limits: ReadLimits = DEFAULT_LIMITS) -> Iterator[Case | Failure]:
     """Read one group from ``group_dicom_series`` into Cases (a volume, a video, or 2D images) or Failures."""
-    items: list[Item] = []
+    roles: dict[str, list[Item]] = {"mosaic": [], "slice": [], "single": []}
     for path in map(Path, files):
         try:
             header = read_deferred(path)
+            reason = not_image_reason(header)
+            role = _role(header)
         except ReadError as exc:
-            yield Failure(path, str(exc))
-            continue
-        reason = not_image_reason(header)
+            reason = str(exc)
+        except Exception as exc:  # values pydicom cannot convert
+            reason = f"unreadable DICOM header ({one_line(exc)})"
         if reason:
             yield Failure(path, reason)
         else:
-            items.append((path, header))
-    mosaics = [item for item in items if is_mosaic(item[1])]
-    slices = [item for item in items if not is_mosaic(item[1]) and _is_stackable(item[1])]
-    singles = [item for item in items if not is_mosaic(item[1]) and not _is_stackable(item[1])]
+            roles[role].append((path, header))
+    mosaics, slices, singles = roles["mosaic"], roles["slice"], roles["single"]
     if mosaics:
         yield _attempt(lambda: volume_from_mosaics(mosaics, limits), [p for p, _ in mosaics])
     if len(slices) >= 2 and _distinct_positions(slices):
@@ -155,6 +148,34 @@ def _maybe_dicom_name(path: Path) -> bool:
     return suffix in _DICOM_SUFFIXES or not suffix.strip(".").isalpha()  # MR.1.3.12.2 has suffix ".2"
 
 
+def _group_entry(path: Path) -> tuple[str, str] | Failure:
+    """(SeriesInstanceUID, sub-key) of one file, or why it is not part of any series."""
+    if not looks_like_dicom(path):
+        return Failure(path, "not a DICOM file")
+    try:
+        ds = read_header(path, GROUPING_TAGS)
+        reason = not_image_reason(ds)
+        return Failure(path, reason) if reason else _series_key(ds, path)
+    except ReadError as exc:
+        return Failure(path, str(exc))
+    except Exception as exc:  # values pydicom cannot convert
+        return Failure(path, f"unreadable DICOM header ({one_line(exc)})")
+
+
+def _role(ds: Dataset) -> str:
+    """'mosaic', 'slice' (single frame with usable position + orientation) or 'single' (read on its own)."""
+    if is_mosaic(ds):
+        return "mosaic"
+    if not _is_stackable(ds):
+        return "single"
+    try:
+        slice_normal(np.asarray([float(v) for v in ds.ImageOrientationPatient]))
+        [float(v) for v in ds.ImagePositionPatient]
+    except (TypeError, ValueError):
+        return "single"
+    return "slice"
+
+
 def _series_key(ds: Dataset, path: Path) -> tuple[str, str]:
     """(SeriesInstanceUID, sub-key): geometry for stackable slices, '/SOPInstanceUID' for standalone images."""
     uid = str(ds.get("SeriesInstanceUID", "") or "") or f"no-series-uid:{path.parent}"
@@ -175,8 +196,10 @@ def _is_stackable(ds: Dataset) -> bool:
 
 
 def _distinct_positions(items: Sequence[Item]) -> bool:
-    positions = {tuple(round(float(v), 2) for v in ds.ImagePositionPatient) for _, ds in items}
-    return len(positions) > 1
+    """True when the slices lie at more than one position along their plane normal."""
+    normal = slice_normal(np.asarray([float(v) for v in items[0][1].ImageOrientationPatient]))
+    distances = np.asarray([[float(v) for v in ds.ImagePositionPatient] for _, ds in items]) @ normal
+    return float(np.ptp(distances)) > POSITION_TOLERANCE_MM
 
 
 def _attempt(build: object, paths: Sequence[Path]) -> Case | Failure:

@@ -125,7 +125,7 @@ def not_image_reason(ds: Dataset) -> str | None:
     if any(word.lower() in name.lower() for word in _NON_IMAGE_WORDS):
         return f"skipped: not an image ({name})"
     if not ds.get("Rows") or not ds.get("Columns"):
-        return f"skipped: not an image ({name})"
+        return f"skipped: not an image ({name} without pixel data)"
     return None
 
 

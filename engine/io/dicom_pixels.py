@@ -21,6 +21,7 @@ from engine.io.case import ReadError
 from engine.io.dicom_headers import number_of_frames
 
 
+_NATIVE_LITTLE_ENDIAN = {ImplicitVRLittleEndian, ExplicitVRLittleEndian}
 _PIXEL_KEYWORDS = {0x7FE00010, 0x7FE00008, 0x7FE00009}  # PixelData, FloatPixelData, DoubleFloatPixelData
 
 
@@ -55,7 +56,9 @@ def decode(path: Path, header: Dataset, frame_indices: Sequence[int] | None = No
         if frame_indices is not None and n_frames > 1:
             frames = _decode_some(path, header, [int(i) for i in frame_indices])
         else:
-            frames = _as_frames(_with_pixels(path, header).pixel_array, n_frames, header)
+            ds = _with_pixels(path, header)
+            native = _native_grey_frames(ds, n_frames)
+            frames = native if native is not None else _as_frames(ds.pixel_array, n_frames, header)
     except ReadError:
         raise
     except Exception as exc:  # decoders raise many types for broken data
@@ -84,6 +87,27 @@ def _with_pixels(path: Path, header: Dataset) -> Dataset:
             ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian
         )
     return ds
+
+
+def _native_grey_frames(ds: Dataset, n_frames: int) -> np.ndarray | None:
+    """Fast path for uncompressed little-endian greyscale: the bytes viewed as ``F H W`` (None: use pydicom).
+
+    Only where pydicom would return the same values: no sign extension or byte swapping needed.
+    """
+    syntax = ds.file_meta.get("TransferSyntaxUID")
+    bits, stored = int(ds.get("BitsAllocated") or 0), int(ds.get("BitsStored") or 0)
+    signed = int(ds.get("PixelRepresentation") or 0) == 1
+    if syntax not in _NATIVE_LITTLE_ENDIAN or int(ds.get("SamplesPerPixel") or 1) != 1:
+        return None
+    if bits not in (8, 16, 32) or (signed and stored != bits) or "PixelData" not in ds:
+        return None
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    count = n_frames * rows * cols
+    raw = ds.PixelData
+    if len(raw) < count * bits // 8:
+        return None  # pydicom gives the detailed reason
+    dtype = np.dtype(f"<{'i' if signed else 'u'}{bits // 8}")
+    return np.frombuffer(raw, dtype=dtype, count=count).reshape(n_frames, rows, cols).copy()
 
 
 def _as_frames(arr: np.ndarray, n_frames: int, header: Dataset) -> np.ndarray:
