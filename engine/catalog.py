@@ -482,8 +482,8 @@ class Catalog:
     def _thumbnails(session: Session, ids: list[int]) -> dict[int, bytes]:
         out: dict[int, bytes] = {}
         for chunk in _chunks(ids):
-            out.update(session.execute(select(ThumbnailRow.case_id, ThumbnailRow.png).where(
-                ThumbnailRow.case_id.in_(chunk))).tuples().all())
+            query = select(ThumbnailRow.case_id, ThumbnailRow.png).where(ThumbnailRow.case_id.in_(chunk))
+            out.update((case_id, png) for case_id, png in session.execute(query))
         return out
 
     @staticmethod
