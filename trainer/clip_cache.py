@@ -5,8 +5,9 @@ Each manifest row is read with ``engine.io.scan.read_path`` and turned into a cl
 (``round(clip * 255)``; grey clips keep one channel, colour three) and stored in one ``.npz`` file per
 (manifest, split, preprocessing parameters, source fingerprint) under the cache folder: the ``cache_dir``
 argument, else ``$M3RET_CACHE``, else ``~/.cache/m3ret/clips``. The source fingerprint covers the rows
-(path, modality, dataset, label) and every source file's size and modification time, so an edited file or
-manifest builds a new cache file. A row that cannot be read is logged, counted and left out.
+(path, modality, dataset, label), every source file's size and modification time, and the engine's reader and
+preprocessing code, so an edited file, manifest or reader builds a new cache file (old files stay; delete the
+folder to reclaim space). A row that cannot be read is logged, counted and left out.
 
 ``size`` asks for a different spatial size than the parameters' (e.g. 160 px, for random-crop augmentation).
 """
@@ -188,10 +189,22 @@ def source_fingerprint(rows: Iterable[ManifestRow]) -> str:
     return digest.hexdigest()
 
 
+def pipeline_fingerprint() -> str:
+    """Hash of the engine code that turns files into clips (readers + preprocessing): edited code, new cache."""
+    import engine.io
+    import engine.preprocess
+
+    digest = hashlib.sha256()
+    files = sorted(Path(engine.io.__file__).parent.glob("*.py")) + [Path(engine.preprocess.__file__)]
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def cache_path(rows: Sequence[ManifestRow], params: PreprocessParams, cache_dir: Path, name: str) -> Path:
-    """The cache file for these rows and parameters: ``<name>-<size>px-<hash>.npz``."""
+    """The cache file for these rows, parameters and reader code: ``<name>-<size>px-<hash>.npz``."""
     key = hashlib.sha256(
-        f"v{FORMAT_VERSION}|{params.to_json()}|{source_fingerprint(rows)}".encode()
+        f"v{FORMAT_VERSION}|{params.to_json()}|{source_fingerprint(rows)}|{pipeline_fingerprint()}".encode()
     ).hexdigest()[:16]
     return cache_dir / f"{name}-{params.size}px-{key}.npz"
 

@@ -15,7 +15,7 @@ import pytest
 from engine.io.case import Case, Failure
 from engine.preprocess import DEFAULT_PARAMS, case_to_clip
 from trainer.clip_cache import build_clip_set, default_cache_dir, load_clip_set, quantize
-from trainer.manifest import ManifestRow, load_manifest
+from trainer.manifest import ManifestRow, load_manifest, write_manifest
 
 HAS_SCAN = importlib.util.find_spec("engine.io.scan") is not None
 
@@ -102,6 +102,16 @@ def test_build_reads_once_caches_and_skips_failures(tmp_path: Path, npy_reader: 
     assert len(npy_reader) == 8 and rebuilt.cache_file != clips.cache_file
 
 
+def test_changed_reader_code_builds_a_new_cache(
+    tmp_path: Path, npy_reader: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = _synthetic_rows(tmp_path)
+    first = build_clip_set(rows, cache_dir=tmp_path / "c", workers=0)
+    monkeypatch.setattr("trainer.clip_cache.pipeline_fingerprint", lambda: "edited reader")
+    second = build_clip_set(rows, cache_dir=tmp_path / "c", workers=0)
+    assert len(npy_reader) == 8 and second.cache_file != first.cache_file
+
+
 def test_larger_size_for_random_crops(tmp_path: Path, npy_reader: list[Path]) -> None:
     rows = _synthetic_rows(tmp_path)
     big = build_clip_set(rows, size=160, cache_dir=tmp_path / "c", workers=0)
@@ -133,5 +143,7 @@ def test_real_rows_with_worker_pool(shared_data: Path, tmp_path: Path) -> None:
         case = next(c for c in read_path(row.path) if isinstance(c, Case))
         assert np.abs(clips.clips(i) - case_to_clip(case)).max() <= 0.5 / 255 + 1e-6, row.path
     assert clips.length(0) == 2 and clips.length(1) == 16
-    assert load_clip_set(shared_data / "manifest.csv", "test", cache_dir=tmp_path, workers=0,
-                         include_modalities=["ultrasound"]).modalities[0] == "ultrasound"
+    small = write_manifest(picked[:3], tmp_path / "small.csv")  # xray, ct, mri rows
+    from_manifest = load_clip_set(small, "test", cache_dir=tmp_path, workers=0, exclude_modalities=["ct"])
+    assert from_manifest.modalities == ["xray", "mri"]
+    assert np.array_equal(from_manifest.clip_uint8(1), clips.clip_uint8(2))
