@@ -27,6 +27,7 @@ from engine.io.dicom_geometry import (
 from engine.io.dicom_headers import catalog_modality, fingerprint, metadata, number_of_frames
 from engine.io.dicom_mosaic import mosaic_slice_count, read_mosaic
 from engine.io.dicom_pixels import check_limits, decode, grey_values
+from engine.io.dicom_video import is_encapsulated_video, read_encapsulated_video
 from engine.preprocess import sample_indices
 
 Item = tuple[Path, Dataset]  # a file and its header (read without pixels)
@@ -80,6 +81,8 @@ def volume_from_mosaics(items: Sequence[Item], limits: ReadLimits) -> Case:
 
 def case_from_file(path: Path, header: Dataset, limits: ReadLimits) -> Case:
     """A single file: enhanced multi-frame volume, cine (video) or one 2D image."""
+    if is_encapsulated_video(header):
+        return video_from_bitstream(path, header, limits)
     n_frames = number_of_frames(header)
     if n_frames == 1:
         return image_from_file(path, header, limits)
@@ -140,6 +143,19 @@ def video_from_file(path: Path, header: Dataset, limits: ReadLimits) -> Case:
     case.fps = _frame_rate(header)
     case.frame_count = n_frames
     case.frame_indices = np.asarray(indices, dtype=np.int64)
+    case.metadata["SOPInstanceUID"] = str(header.get("SOPInstanceUID", ""))
+    return case
+
+
+def video_from_bitstream(path: Path, header: Dataset, limits: ReadLimits) -> Case:
+    """A cine stored as an MPEG-2 / H.264 / HEVC bitstream, sampled like a video file."""
+    n_frames = number_of_frames(header)
+    check_limits(header, 1, limits, frames_used=min(n_frames, limits.video_frames or n_frames))
+    decoded = read_encapsulated_video(path, header, limits)
+    case = _case(decoded.pixels, "video", [(path, header)], header, spacing=_pixel_spacing(header, default=None) or ())
+    case.fps = _frame_rate(header) or decoded.fps
+    case.frame_count = decoded.frame_count
+    case.frame_indices = decoded.frame_indices
     case.metadata["SOPInstanceUID"] = str(header.get("SOPInstanceUID", ""))
     return case
 

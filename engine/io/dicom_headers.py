@@ -14,6 +14,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
 from engine.io.case import ReadError
+from engine.io.fingerprint import file_fingerprint
 
 # Tags read when grouping files into series (``specific_tags``): identity, geometry, size.
 GROUPING_TAGS: list[str] = [
@@ -168,19 +169,10 @@ def metadata(ds: Dataset) -> dict[str, str]:
     return out
 
 
-def fingerprint(paths: Sequence[Path], chunk: int = 64 * 1024) -> str:
-    """sha1 over each file's (size, first and last ``chunk`` bytes), order of the files ignored."""
-    digests = []
-    for path in paths:
-        size = path.stat().st_size
-        h = hashlib.sha1(str(size).encode())
-        with open(path, "rb") as f:
-            h.update(f.read(chunk))
-            if size > chunk:
-                f.seek(max(chunk, size - chunk))
-                h.update(f.read(chunk))
-        digests.append(h.hexdigest())
-    return hashlib.sha1("".join(sorted(digests)).encode()).hexdigest()
+def fingerprint(paths: Sequence[Path]) -> str:
+    """sha1 over the files' own fingerprints (size + first/last 64 KiB), sorted: names and order do not matter."""
+    digests = sorted(file_fingerprint(path) for path in paths)
+    return hashlib.sha1("".join(digests).encode()).hexdigest()
 
 
 def one_line(exc: BaseException, limit: int = 200) -> str:

@@ -477,3 +477,34 @@ def test_degenerate_orientation_does_not_crash(tmp_path: Path) -> None:
         ds.save_as(path, enforce_file_format=True)
     cases, failures = read_all(sorted(tmp_path.iterdir()))
     assert not failures and [c.kind for c in cases] == ["image2d", "image2d"]  # no stack geometry: two images
+
+
+def test_h264_endoscopy_video_in_dicom(shared_data: Path, tmp_path: Path) -> None:
+    """A real H.264 clip wrapped as DICOM Video Endoscopic Image: frames as the video-file reader decodes them."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.encaps import encapsulate
+
+    from engine.io.video import read_video
+
+    rows = [r for r in _manifest(shared_data / "manifest.csv") if r["path"].endswith(".mp4")]
+    if not rows:
+        pytest.skip("no mp4 in the shared data")
+    clip = shared_data / rows[0]["path"]
+    limits = ReadLimits(video_frames=8)
+    reference = read_video(clip, limits)
+    ds = pydicom.Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.MPEG4HP41
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.77.1.1.1"
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = pydicom.uid.generate_uid()
+    ds.SeriesInstanceUID, ds.Modality, ds.FrameTime = pydicom.uid.generate_uid(), "ES", 40.0
+    ds.Rows, ds.Columns = reference.shape[1:3]
+    ds.NumberOfFrames, ds.SamplesPerPixel, ds.PhotometricInterpretation = reference.frame_count, 3, "YBR_PARTIAL_420"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PixelData = encapsulate([clip.read_bytes()])
+    path = tmp_path / "endoscopy.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    case = read_one(path, limits)
+    assert (case.kind, case.modality, case.frame_count, case.fps) == ("video", "ES", reference.frame_count, 25.0)
+    np.testing.assert_array_equal(case.frame_indices, reference.frame_indices)
+    np.testing.assert_array_equal(case.pixels, reference.pixels)
