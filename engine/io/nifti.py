@@ -50,12 +50,16 @@ def _load_header(path: Path) -> nib.Nifti1Image | nib.Nifti2Image:
     return img
 
 
-def _check_limits(shape: tuple[int, ...], limits: ReadLimits) -> None:
+def _check_limits(shape: tuple[int, ...], itemsize: int, limits: ReadLimits) -> None:
     if len(shape) < 2 or any(s < 1 for s in shape):
         raise ReadError(f"NIfTI header gives an invalid shape {shape}")
     voxels = math.prod(shape[:3])
     if voxels > limits.max_voxels:
         raise ReadError(f"NIfTI volume of {voxels} voxels {shape[:3]} exceeds the limit of {limits.max_voxels}")
+    if voxels * itemsize > limits.max_decompressed_bytes:
+        raise ReadError(
+            f"NIfTI volume of {voxels * itemsize} bytes exceeds the limit of {limits.max_decompressed_bytes}"
+        )
     volumes = math.prod(shape[3:])
     if volumes > limits.max_frames:
         raise ReadError(f"NIfTI file of {volumes} volumes exceeds the limit of {limits.max_frames}")
@@ -86,7 +90,7 @@ def read_nifti(path: Path | str, limits: ReadLimits = DEFAULT_LIMITS) -> Case:
     img = _load_header(path)
     header = img.header
     shape = tuple(int(s) for s in header.get_data_shape())
-    _check_limits(shape, limits)
+    _check_limits(shape, header.get_data_dtype().itemsize, limits)
     volumes = math.prod(shape[3:])
     try:
         if len(shape) > 3:

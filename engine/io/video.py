@@ -114,7 +114,10 @@ def read_video(path: Path | str, limits: ReadLimits = DEFAULT_LIMITS) -> Case:
             return np.arange(count)
         return np.unique(sample_indices(count, limits.video_frames))
 
-    frames, got, real_count = _read_frames(path, wanted_for(frame_count))
+    wanted = wanted_for(frame_count)
+    if len(wanted) * width * height * 3 > limits.max_decompressed_bytes:
+        raise ReadError(f"{len(wanted)} frames of {width}x{height} exceed {limits.max_decompressed_bytes} bytes")
+    frames, got, real_count = _read_frames(path, wanted)
     if real_count is not None:  # the container announced more frames than it holds
         log.debug("%s: container announced %d frames, %d decodable", path, frame_count, real_count)
         frame_count = real_count

@@ -158,7 +158,9 @@ def test_limits_count_first_volume_and_volumes(tmp_path: Path) -> None:
         read_nifti(path, ReadLimits(max_frames=4))
     with pytest.raises(ReadError, match="voxels"):
         read_nifti(path, ReadLimits(max_voxels=63))
-    assert read_nifti(path, ReadLimits(max_voxels=64, max_frames=5)).shape == (4, 4, 4)
+    with pytest.raises(ReadError, match="bytes"):
+        read_nifti(path, ReadLimits(max_decompressed_bytes=127))  # 64 voxels x 2 bytes
+    assert read_nifti(path, ReadLimits(max_voxels=64, max_frames=5, max_decompressed_bytes=128)).shape == (4, 4, 4)
 
 
 def test_random_bytes_and_truncated_files_raise_read_error(tmp_path: Path) -> None:

@@ -86,6 +86,9 @@ def test_limits_refuse_before_decoding(tmp_path: Path) -> None:
         read_video(path, ReadLimits(max_frames=10))
     with pytest.raises(ReadError, match="pixels"):
         read_video(path, ReadLimits(max_image_pixels=1000))
+    with pytest.raises(ReadError, match="bytes"):  # 8 frames x 48 x 64 x 3 = 73728 bytes
+        read_video(path, ReadLimits(video_frames=8, max_decompressed_bytes=73727))
+    assert read_video(path, ReadLimits(video_frames=8, max_decompressed_bytes=73728)).shape[0] == 8
 
 
 def test_shared_ultrasound_videos(shared_data: Path) -> None:
