@@ -7,7 +7,10 @@ PyPI ``packaging`` library that pip, pytest and PyInstaller import.
 
 from __future__ import annotations
 
+import posixpath
 import re
+import shutil
+import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -129,10 +132,12 @@ _PRUNED_FILE_PATTERNS: tuple[str, ...] = (
     r"^PySide6/Qt/qml/",
     r"^PySide6/Qt/metatypes/",
     r"^PySide6/Qt/libexec/",
-    r"^PySide6/Qt/plugins/(designer|qmltooling|sqldrivers|printsupport|networkinformation|tls|"
-    r"wayland-graphics-integration-server|vectorimageformats)/",
+    r"^PySide6/Qt/plugins/(designer|qmltooling|sqldrivers|printsupport|networkinformation|tls|generic|"
+    r"egldeviceintegrations|wayland-graphics-integration-server|vectorimageformats)/",
+    # desktop platforms only (X11, Wayland) + offscreen/minimal for headless runs; no VNC, framebuffer, EGLFS
+    r"^PySide6/Qt/plugins/platforms/libq(vnc|linuxfb|eglfs|minimalegl|vkkhrdisplay)\.so$",
     r"^PySide6/Qt/lib/libQt6(Quick|Qml|Designer|Help|Sql|Test|Pdf|Lottie|Labs|WaylandCompositor|"
-    r"WaylandEglCompositor|UiTools|Concurrent|PrintSupport|Network)[^/]*$",
+    r"WaylandEglCompositor|UiTools|Concurrent|PrintSupport|Network|EglFS|EglFsKms)[^/]*$",
     r"^PySide6/(Qt(Qml|Quick|Designer|Help|Sql|Test|UiTools|Concurrent|PrintSupport|Network|Labs)[^/]*)\.abi3\.so$",
     r"^PySide6/(typesystems|include|glue|scripts|support/generate_pyi\.py)",
 )
@@ -142,6 +147,42 @@ _PRUNED_RE = re.compile("|".join(f"(?:{p})" for p in _PRUNED_FILE_PATTERNS))
 def is_pruned_file(dest: str) -> bool:
     """True when a bundle file (destination path, ``/``-separated) is dropped by the pruned build."""
     return bool(_PRUNED_RE.search(dest.replace("\\", "/")))
+
+
+def prune_toc(entries: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """A PyInstaller TOC (dest, source, typecode) without pruned files and without links pointing at them."""
+    kept = []
+    for dest, source, typecode in entries:
+        if is_pruned_file(dest):
+            continue
+        if typecode == "SYMLINK" and is_pruned_file(posixpath.normpath(posixpath.join(posixpath.dirname(dest), source))):
+            continue
+        kept.append((dest, source, typecode))
+    return kept
+
+
+# VTK's wheels ship their libraries with symbols (libvtkCommonCore.so: 94 MiB, 59 MiB stripped). Only these are
+# stripped: auditwheel-patched libraries (numpy.libs, opencv_python_headless.libs...) break when stripped
+# ("ELF load command address/offset not page-aligned").
+_STRIPPED_DEST_RE = re.compile(r"^vtkmodules/[^/]+\.so(\.[0-9.]+)?$")
+
+
+def strip_vtk_binaries(entries: list[tuple[str, str, str]], workdir: Path) -> list[tuple[str, str, str]]:
+    """The TOC with each VTK library replaced by a stripped copy under ``workdir`` (unchanged without ``strip``)."""
+    strip = shutil.which("strip")
+    if strip is None:
+        return entries
+    out = []
+    for dest, source, typecode in entries:
+        if typecode in ("BINARY", "EXTENSION") and _STRIPPED_DEST_RE.match(dest.replace("\\", "/")):
+            target = workdir / dest
+            if not target.is_file() or target.stat().st_mtime < Path(source).stat().st_mtime:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, target)
+                subprocess.run([strip, "--strip-unneeded", str(target)], check=True)
+            source = str(target)
+        out.append((dest, source, typecode))
+    return out
 
 
 _FORBIDDEN_LIB_RE = re.compile(r"(^|/)(libtorch[^/]*|libc10[^/]*|_tkinter[^/]*|libtk\d[^/]*|libtcl\d[^/]*)$")

@@ -1,0 +1,352 @@
+"""Smoke test of the BUILT app (``dist/m3ret/``): command line and GUI, offline, nothing written into the bundle.
+
+1. checks the bundle (both executables, no torch/trainer/onnx inside, size);
+2. copies a few real files of every kind from the shared data (PNG X-rays and ultrasound stills, an ultrasound
+   video, CT NIfTI volumes, a CT DICOM series, a JPEG 2000 MR DICOM series) -- or generates PNG/NIfTI files where
+   the shared data is absent -- into a temporary folder;
+3. with ``M3RET_HOME`` (and ``HOME``/XDG folders) in that temporary folder and the network cut (``unshare -n``
+   where the kernel allows it), runs ``m3ret --help``, ``m3ret index``, ``m3ret stats``, ``m3ret search``, timing
+   each, and the GUI ``m3ret-app --screenshot PNG --quit-after-ms N`` offscreen (Qt offscreen platform, VTK OSMesa);
+4. checks ``dist/m3ret`` is byte-for-byte unchanged (sizes and modification times of every file).
+
+Usage: ``python packaging/smoke_test.py [--dist dist/m3ret] [--report packaging/LAST_SMOKE_RUN.md]``.
+Exit status 0 when every step passed. The model used is the bundled default; where the bundle has none yet
+(before the trainer's export lands), a random-init export is made and passed through ``M3RET_MODEL``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from check_bundle import inspect_bundle  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+GUI_QUIT_AFTER_MS = 4000  # time for the query to be read, embedded and searched
+DEFAULT_MODEL_REL = Path("_internal") / "resources" / "models" / "m3ret-default.onnx"
+
+
+@dataclass
+class Step:
+    """One command of the smoke test: what ran, how long, whether it passed, the tail of its output."""
+
+    name: str
+    command: list[str]
+    seconds: float
+    rc: int
+    ok: bool
+    output: str
+    note: str = ""
+    started_epoch: float = 0.0
+
+
+@dataclass
+class SmokeRun:
+    steps: list[Step] = field(default_factory=list)
+    facts: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(step.ok for step in self.steps)
+
+
+def network_prefix() -> list[str]:
+    """``unshare -n`` (run without any network interface) where this kernel lets us, else nothing."""
+    unshare = shutil.which("unshare")
+    for prefix in ([unshare, "-n"], [unshare, "-rn"]) if unshare else ():
+        if subprocess.run([*prefix, "true"], capture_output=True).returncode == 0:
+            return prefix
+    return []
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file and link under ``folder`` -> (size, mtime_ns): compared before/after to prove nothing changed."""
+    out = {}
+    for path in folder.rglob("*"):
+        st = path.lstat()
+        out[path.relative_to(folder).as_posix()] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def pick_real_cases(data: Path, dest: Path) -> tuple[list[Path], Path]:
+    """Copy a few test-split files of each kind into ``dest``; returns (copied paths, a query file not copied)."""
+    rows = list(csv.DictReader((data / "manifest.csv").open()))
+    wanted = {  # (modality, is_dir, suffix) -> how many
+        ("xray", False, ".png"): 4,
+        ("ultrasound", False, ".png"): 2,
+        ("ultrasound", False, ".mp4"): 1,
+        ("ct", False, ".nii.gz"): 2,
+        ("ct", True, ""): 1,
+        ("mri", False, ".jpg"): 2,
+    }
+    copied: list[Path] = []
+    query = None
+    for (modality, is_dir, suffix), n in wanted.items():
+        candidates = sorted(
+            (r for r in rows if r["modality"] == modality and r["split"] in ("test", "val")),
+            key=lambda r: r["path"],
+        )
+        candidates = [r for r in candidates if (data / r["path"]).is_dir() == is_dir and r["path"].endswith(suffix)]
+        if suffix == ".mp4":  # the smallest video keeps the run short
+            candidates.sort(key=lambda r: (data / r["path"]).stat().st_size)
+        for row in candidates[:n]:
+            copied.append(_copy(data / row["path"], dest / modality))
+        if modality == "xray" and len(candidates) > n:
+            query = data / candidates[n]["path"]
+    formats = data / "formats" / "manifest.csv"
+    if formats.is_file():  # a compressed (JPEG 2000) vendor DICOM series: exercises the bundled codecs
+        for row in csv.DictReader(formats.open()):
+            src = data / "formats" / row["path"]
+            if src.is_dir() and any(f.name.startswith("jp2k") for f in src.iterdir()):
+                copied.append(_copy(src, dest / "dicom_j2k"))
+                break
+    assert query is not None, "no X-ray left for the query"
+    return copied, query
+
+
+def _copy(src: Path, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / src.name
+    if src.is_dir():
+        shutil.copytree(src, target)
+    else:
+        shutil.copy2(src, target)
+    return target
+
+
+def make_synthetic_cases(dest: Path) -> tuple[list[Path], Path]:
+    """Where the shared data is absent: a few PNG images and NIfTI volumes made here."""
+    import cv2
+    import nibabel as nib
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    dest.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(5):
+        img = (rng.random((64, 64)) * 60 + 100 * (i % 2)).astype(np.uint8)
+        cv2.circle(img, (32, 32), 8 + 4 * i, 255, -1)
+        paths.append(dest / f"image_{i}.png")
+        cv2.imwrite(str(paths[-1]), img)
+    for i in range(2):
+        vol = rng.normal(0, 50, (32, 32, 24)).astype(np.int16)
+        paths.append(dest / f"volume_{i}.nii.gz")
+        nib.save(nib.Nifti1Image(vol, np.diag([2.0, 2.0, 3.0, 1.0])), str(paths[-1]))
+    query = paths.pop(0)
+    return paths, query
+
+
+def ensure_model(dist: Path, workdir: Path) -> tuple[dict[str, str], str]:
+    """Env for the commands and a description of the model: the bundled default, else a random-init export."""
+    if (dist / DEFAULT_MODEL_REL).is_file():
+        return {}, f"bundled default ({DEFAULT_MODEL_REL.as_posix()})"
+    path = workdir / "random-init.onnx"
+    try:
+        from trainer.export import export_random_init  # dev venv only: torch never enters the bundle
+
+        export_random_init(path)
+        how = "random-init export (trainer.export.export_random_init)"
+    except Exception as exc:  # noqa: BLE001  (no torch / no trainer: the tests' pooling graph is enough)
+        sys.path.insert(0, str(REPO / "tests" / "engine"))
+        from conftest import build_pooling_model
+
+        build_pooling_model(path)
+        how = f"tiny pooling graph (tests/engine/conftest.py; trainer export unavailable: {exc})"
+    return {"M3RET_MODEL": str(path)}, f"NOT bundled (no default model yet): {how}, via M3RET_MODEL"
+
+
+def run_step(run: SmokeRun, name: str, command: list[str], env: dict[str, str], check=None,
+             timeout: float = 600) -> Step:
+    """Run one command, time it, keep the tail of its output; ``check(output) -> str | None`` names a failure."""
+    started_epoch, start = time.time(), time.perf_counter()
+    try:
+        proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+        rc, output = proc.returncode, proc.stdout + proc.stderr
+    except subprocess.TimeoutExpired as exc:
+        rc, output = -9, f"TIMEOUT after {timeout} s\n{exc.stdout or ''}{exc.stderr or ''}"
+    seconds = time.perf_counter() - start
+    problem = None if rc == 0 else f"exit status {rc}"
+    if problem is None and check is not None:
+        problem = check(output)
+    step = Step(name, command, seconds, rc, problem is None, output[-3000:], problem or "", started_epoch)
+    run.steps.append(step)
+    print(f"[{'ok' if step.ok else 'FAIL'}] {name}: {seconds:.2f} s {problem or ''}", flush=True)
+    return step
+
+
+def timed_repeats(run: SmokeRun, name: str, command: list[str], env: dict[str, str], repeats: int = 3) -> None:
+    """First run (cold as far as the page cache allows) then the median of ``repeats`` warm runs."""
+    first = run_step(run, f"{name} (first run)", command, env)
+    warm = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run(command, env=env, capture_output=True)
+        warm.append(time.perf_counter() - start)
+    run.facts[f"{name}: first run"] = f"{first.seconds:.2f} s"
+    run.facts[f"{name}: warm median of {repeats}"] = f"{statistics.median(warm):.2f} s"
+
+
+def smoke(dist: Path, screenshot: Path, gui: bool = True) -> SmokeRun:
+    run = SmokeRun()
+    dist = dist.resolve()
+    cli, app = dist / "m3ret", dist / "m3ret-app"
+    report = inspect_bundle(dist)
+    run.facts["bundle size"] = f"{report.size_bytes / 2**20:.0f} MiB in {report.n_files} files"
+    run.facts["forbidden modules in bundle"] = ", ".join(report.forbidden[:10]) or "none (no torch/trainer/onnx/...)"
+    run.steps.append(Step("bundle check", ["check_bundle.inspect_bundle", str(dist)], 0.0, 0, report.ok,
+                          str(report.executables), "" if report.ok else f"forbidden {report.forbidden[:5]}"))
+    before = snapshot(dist)
+    prefix = network_prefix()
+    run.facts["network"] = (
+        f"cut: every command ran under `unshare {' '.join(prefix[1:])}` (loopback only)"
+        if prefix else "NOT cut (unshare unavailable here)"
+    )
+
+    with tempfile.TemporaryDirectory(prefix="m3ret-smoke-") as tmp_name:
+        tmp = Path(tmp_name)
+        fake_home = tmp / "user"
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            "M3RET_HOME": str(tmp / "m3ret_home"),
+            "HOME": str(fake_home),
+            "XDG_DATA_HOME": str(fake_home / ".local" / "share"),
+            "XDG_CONFIG_HOME": str(fake_home / ".config"),
+            "XDG_CACHE_HOME": str(fake_home / ".cache"),
+            "XDG_STATE_HOME": str(fake_home / ".local" / "state"),
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
+        }
+        model_env, model_note = ensure_model(dist, tmp)
+        env.update(model_env)
+        run.facts["model"] = model_note
+
+        from engine.config import shared_data_dir
+
+        data = shared_data_dir()
+        cases_dir = tmp / "cases"
+        if data is not None:
+            cases, query = pick_real_cases(data, cases_dir)
+            run.facts["cases"] = f"{len(cases)} real files/series from {data.name}/ (xray, ultrasound png+mp4, " \
+                                 "ct nii.gz + DICOM, mri jpg, JPEG 2000 DICOM)"
+        else:
+            cases, query = make_synthetic_cases(cases_dir)
+            run.facts["cases"] = f"{len(cases)} generated PNG/NIfTI files (shared data absent)"
+
+        timed_repeats(run, "m3ret --help", [*prefix, str(cli), "--help"], env)
+        run_step(run, "m3ret index", [*prefix, str(cli), "index", str(cases_dir)], env,
+                 check=lambda out: None if (tmp / "m3ret_home").is_dir() else "nothing written under M3RET_HOME")
+        timed_repeats(run, "m3ret stats", [*prefix, str(cli), "stats"], env)
+        run_step(run, "m3ret search", [*prefix, str(cli), "search", str(query), "-k", "5"], env,
+                 check=lambda out: None if str(cases_dir) in out or "cases" in out else "no result paths printed")
+        if gui:
+            gui_env = env | {"QT_QPA_PLATFORM": "offscreen", "VTK_DEFAULT_OPENGL_WINDOW": "vtkOSOpenGLRenderWindow"}
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
+            screenshot.unlink(missing_ok=True)
+            step = run_step(
+                run, "m3ret-app (offscreen, screenshot)",
+                [*prefix, str(app), "--screenshot", str(screenshot), "--quit-after-ms", str(GUI_QUIT_AFTER_MS),
+                 str(query)],
+                gui_env, check=lambda out: _check_png(screenshot), timeout=300,
+            )
+            run.facts["GUI start to exit (incl. quit-after-ms)"] = f"{step.seconds:.2f} s"
+            run.facts["GUI start to first shown window"] = _time_to_shown(step) or \
+                f"~{max(0.0, step.seconds - GUI_QUIT_AFTER_MS / 1000):.2f} s (start-to-exit minus quit-after-ms)"
+        run.facts["written under M3RET_HOME"] = ", ".join(sorted(
+            p.relative_to(tmp / "m3ret_home").as_posix() for p in (tmp / "m3ret_home").glob("*/*")
+        )) or "nothing"
+        stray = sorted(p.relative_to(fake_home).as_posix() for p in fake_home.rglob("*") if p.is_file()) \
+            if fake_home.exists() else []
+        run.facts["written under HOME outside M3RET_HOME"] = ", ".join(stray[:10]) or "nothing"
+
+    after = snapshot(dist)
+    changed = sorted(set(before.items()) ^ set(after.items()))
+    run.steps.append(Step("dist/m3ret unchanged after the runs", ["snapshot"], 0.0, 0, not changed, "",
+                          f"changed: {[name for name, _ in changed][:10]}" if changed else ""))
+    print(f"[{'ok' if not changed else 'FAIL'}] dist/m3ret unchanged", flush=True)
+    return run
+
+
+def _check_png(path: Path) -> str | None:
+    """None when ``path`` is a PNG with more than one colour (a window was drawn), else what is wrong."""
+    if not path.is_file():
+        return f"no screenshot at {path}"
+    import cv2
+
+    img = cv2.imread(str(path))
+    if img is None:
+        return f"{path}: not a readable image"
+    if int(img.max()) == int(img.min()):
+        return f"{path}: blank image ({img.shape})"
+    return None
+
+
+def _time_to_shown(step: Step) -> str | None:
+    """Process start to the app's first event-loop turn with the window shown (its ``window shown at epoch T``)."""
+    match = re.search(r"window shown at epoch ([0-9.]+)", step.output)
+    if match is None:
+        return None
+    return f"{float(match.group(1)) - step.started_epoch:.2f} s (process start to window shown, event loop running)"
+
+
+def write_report(run: SmokeRun, path: Path, dist: Path, screenshot: Path) -> None:
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Last smoke run of the packaged app",
+        "",
+        f"`python packaging/smoke_test.py` on {now}, {platform.platform()}, {os.cpu_count()} CPUs; "
+        f"bundle `{dist}`; result: **{'PASS' if run.ok else 'FAIL'}**.",
+        "",
+        "| fact | value |",
+        "|---|---|",
+        *[f"| {key} | {value} |" for key, value in run.facts.items()],
+        "",
+        "| step | seconds | result |",
+        "|---|---|---|",
+        *[f"| {s.name} | {s.seconds:.2f} | {'ok' if s.ok else 'FAIL: ' + s.note} |" for s in run.steps],
+        "",
+        f"Screenshot: `{screenshot}`.",
+        "",
+        "## Output tails",
+        "",
+    ]
+    for step in run.steps:
+        if step.output:
+            lines += [f"### {step.name}", "", "```", f"$ {' '.join(step.command)}", step.output.strip()[-1500:],
+                      "```", ""]
+    path.write_text("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dist", type=Path, default=REPO / "dist" / "m3ret")
+    parser.add_argument("--screenshot", type=Path, default=REPO / "test-output" / "packaged_app.png")
+    parser.add_argument("--report", type=Path, default=None, help="write a Markdown report here")
+    parser.add_argument("--no-gui", action="store_true", help="skip the GUI step")
+    args = parser.parse_args(argv)
+    if not (args.dist / "m3ret").is_file():
+        print(f"{args.dist}: no built bundle (run `make package` first)", file=sys.stderr)
+        return 2
+    run = smoke(args.dist, args.screenshot, gui=not args.no_gui)
+    if args.report:
+        write_report(run, args.report, args.dist, args.screenshot)
+    for key, value in run.facts.items():
+        print(f"  {key}: {value}")
+    print("SMOKE TEST", "PASSED" if run.ok else "FAILED")
+    return 0 if run.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
