@@ -16,6 +16,7 @@ from engine.config import ReadLimits
 from engine.io.case import Case, ReadError
 from engine.io.dicom_geometry import (
     POSITION_TOLERANCE_MM,
+    FrameStack,
     frame_geometry,
     slice_normal,
     sort_by_position,
@@ -86,9 +87,9 @@ def case_from_file(path: Path, header: Dataset, limits: ReadLimits) -> Case:
     n_frames = number_of_frames(header)
     if n_frames == 1:
         return image_from_file(path, header, limits)
-    geometry = frame_geometry(header)
-    if geometry is not None and np.ptp(geometry[0] @ slice_normal(geometry[1])) > POSITION_TOLERANCE_MM:
-        return volume_from_frames(path, header, geometry, limits)
+    stack = frame_geometry(header)
+    if stack is not None and np.ptp(stack.positions @ slice_normal(stack.orientation)) > POSITION_TOLERANCE_MM:
+        return volume_from_frames(path, header, stack, limits)
     if catalog_modality(header) in {"CT", "MR", "PT"}:
         return volume_from_frames(path, header, None, limits)
     return video_from_file(path, header, limits)
@@ -104,27 +105,23 @@ def image_from_file(path: Path, header: Dataset, limits: ReadLimits) -> Case:
     return _case(pixels, "image2d", [(path, header)], header, spacing=spacing or (), extra=extra)
 
 
-def volume_from_frames(
-    path: Path,
-    header: Dataset,
-    geometry: tuple[np.ndarray, np.ndarray, tuple[float, float]] | None,
-    limits: ReadLimits,
-) -> Case:
+def volume_from_frames(path: Path, header: Dataset, stack: FrameStack | None, limits: ReadLimits) -> Case:
     """A volume from an enhanced multi-frame CT/MR (per-frame positions; frame order when there are none)."""
     check_limits(header, 1, limits)
     frames = decode(path, header)  # F H W
     notes: dict[str, str] = {}
-    if geometry is None:
+    if stack is None:
         pixels = grey_values(frames, header)
         notes["geometry_warning"] = "no per-frame positions: frames kept in file order, no affine"
         return _case(pixels, "volume", [(path, header)], header, extra=notes)
-    positions, orientation, pixel_spacing = geometry
-    order, distances = sort_by_position(positions, orientation)
-    kept = _first_volume(order, distances, None)
-    if len(kept) < len(order):
-        notes["note"] = f"{len(order)} frames at {len(kept)} positions: first frame at each position used"
-    pixels = grey_values(frames[kept], header, kept)  # Z Y X
-    affine = stack_affine(orientation, pixel_spacing, positions[kept[0]], positions[kept[-1]], len(kept))
+    order, distances = sort_by_position(stack.positions, stack.orientation)
+    kept = _first_volume(order, distances, None)  # indices into the stack
+    if len(kept) < stack.n_frames:
+        notes["note"] = f"{stack.n_frames} frames at {len(kept)} positions of one plane: first frame at each used"
+    frame_ids = stack.frame_ids[kept]
+    pixels = grey_values(frames[frame_ids], header, frame_ids)  # Z Y X
+    positions = stack.positions[kept]
+    affine = stack_affine(stack.orientation, stack.pixel_spacing, positions[0], positions[-1], len(kept))
     pixels, affine = to_canonical(pixels, affine)
     notes["slices"] = str(len(kept))
     return _case(pixels, "volume", [(path, header)], header, affine=affine, spacing=spacing_zyx(affine), extra=notes)

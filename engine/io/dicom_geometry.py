@@ -6,6 +6,9 @@ canonical arrays are ``Z Y X`` with column -> Left, row -> Posterior, slice -> S
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass
+
 import numpy as np
 from nibabel import orientations
 from pydicom.dataset import Dataset
@@ -83,28 +86,43 @@ def spacing_irregularity(sorted_distances: np.ndarray) -> float:
     return float(np.max(np.abs(gaps - np.median(gaps))))
 
 
-def frame_geometry(ds: Dataset) -> tuple[np.ndarray, np.ndarray, tuple[float, float]] | None:
-    """Per-frame positions (F x 3), orientation (6) and PixelSpacing of an enhanced multi-frame object.
+@dataclass(frozen=True)
+class FrameStack:
+    """The frames of an enhanced multi-frame object that share one orientation, with their geometry."""
 
-    Read from the per-frame / shared functional groups; None when the frames carry no positions.
+    frame_ids: np.ndarray  # source frame numbers, file order
+    positions: np.ndarray  # len(frame_ids) x 3, ImagePositionPatient of each
+    orientation: np.ndarray  # 6, ImageOrientationPatient
+    pixel_spacing: tuple[float, float]  # (between rows, between columns)
+    n_frames: int  # frames in the file
+
+
+def frame_geometry(ds: Dataset) -> FrameStack | None:
+    """Geometry of an enhanced multi-frame object from its per-frame / shared functional groups.
+
+    Frames of the most common orientation are kept (a localiser may hold several planes); None when the frames
+    carry no positions.
     """
     per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
     shared = (ds.get("SharedFunctionalGroupsSequence") or [None])[0]
-    positions, orientation, spacing = [], None, None
+    shared_orientation = _macro_value(shared, "PlaneOrientationSequence", "ImageOrientationPatient")
+    shared_orientation = shared_orientation or ds.get("ImageOrientationPatient")
+    positions, orientations, spacing = [], [], None
     for item in per_frame:
         position = _macro_value(item, "PlanePositionSequence", "ImagePositionPatient")
-        if position is None or len(position) != 3:
+        orientation = _macro_value(item, "PlaneOrientationSequence", "ImageOrientationPatient") or shared_orientation
+        if position is None or len(position) != 3 or orientation is None or len(orientation) != 6:
             return None
         positions.append([float(v) for v in position])
-        orientation = orientation or _macro_value(item, "PlaneOrientationSequence", "ImageOrientationPatient")
+        orientations.append(tuple(round(float(v), 3) for v in orientation))
         spacing = spacing or _macro_value(item, "PixelMeasuresSequence", "PixelSpacing")
-    orientation = orientation or _macro_value(shared, "PlaneOrientationSequence", "ImageOrientationPatient")
-    orientation = orientation or ds.get("ImageOrientationPatient")
-    spacing = spacing or _macro_value(shared, "PixelMeasuresSequence", "PixelSpacing") or ds.get("PixelSpacing")
-    if not positions or orientation is None or len(orientation) != 6:
+    if not positions:
         return None
+    spacing = spacing or _macro_value(shared, "PixelMeasuresSequence", "PixelSpacing") or ds.get("PixelSpacing")
     row_col = (float(spacing[0]), float(spacing[1])) if spacing and len(spacing) == 2 else (1.0, 1.0)
-    return np.asarray(positions), np.asarray([float(v) for v in orientation]), row_col
+    common = Counter(orientations).most_common(1)[0][0]
+    frame_ids = np.asarray([i for i, o in enumerate(orientations) if o == common], dtype=np.int64)
+    return FrameStack(frame_ids, np.asarray(positions)[frame_ids], np.asarray(common, float), row_col, len(positions))
 
 
 def _macro_value(item: Dataset | None, macro: str, keyword: str) -> object | None:

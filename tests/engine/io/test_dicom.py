@@ -508,3 +508,14 @@ def test_h264_endoscopy_video_in_dicom(shared_data: Path, tmp_path: Path) -> Non
     assert (case.kind, case.modality, case.frame_count, case.fps) == ("video", "ES", reference.frame_count, 25.0)
     np.testing.assert_array_equal(case.frame_indices, reference.frame_indices)
     np.testing.assert_array_equal(case.pixels, reference.pixels)
+
+
+def test_grey_xa_cine_is_a_video_with_cine_rate(tmp_path: Path) -> None:
+    ds = pydicom.dcmread(pydicom_file("emri_small.dcm"))  # 10 grey frames, re-labelled as an angiography cine
+    ds.Modality, ds.CineRate = "XA", 12
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.12.1"  # XA Image Storage
+    path = tmp_path / "xa.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    case = read_one(path, ReadLimits(video_frames=4))
+    assert (case.kind, case.modality, case.frame_count, case.fps, case.shape) == ("video", "XA", 10, 12.0, (4, 64, 64))
+    np.testing.assert_array_equal(case.pixels, ds.pixel_array[sample_indices(10, 4)])
