@@ -206,6 +206,12 @@ def _embedders(args: argparse.Namespace) -> dict[str, Embedder]:
     names = [n.strip() for n in (args.baselines or default).split(",") if n.strip() and n.strip() != "none"]
     arch = args.arch or next((e.encoder.arch for e in embedders.values() if isinstance(e, OnnxEmbedder)
                               and e.encoder.arch), "vit_tiny")
+    if "random_vit" in names and args.arch is None:
+        from trainer.model import ARCHS
+
+        if arch not in ARCHS:
+            logger.warning("model arch %r is not a trainer ViT; random_vit uses vit_tiny", arch)
+            arch = "vit_tiny"
     params = next(iter(embedders.values())).params if embedders else None
     for name in names:
         embedders[name] = make_baseline(name, arch=arch, **({"params": params} if params else {}))

@@ -10,7 +10,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from engine.preprocess import DEFAULT_PARAMS
+from engine.preprocess import DEFAULT_PARAMS, PreprocessParams
+from tests.trainer.test_baselines import _mean_colour_model
 from trainer.baselines import RawPixelEmbedder
 from trainer.evaluate import evaluate, main, write_report
 from trainer.manifest import ManifestRow, load_manifest, write_manifest
@@ -96,6 +97,19 @@ def test_cli_writes_results(tiny_manifest: Path, tmp_path: Path, capsys: pytest.
     assert list(saved["methods"]) == ["raw_pixels"] and saved["n_clips"] == 14
     assert "| raw_pixels | xray |" in (out / "results.md").read_text(encoding="utf-8")
     assert "results.md" in capsys.readouterr().out
+
+
+def test_cli_with_an_onnx_model(tiny_manifest: Path, tmp_path: Path) -> None:
+    """Baselines follow the model's preprocessing (here 64 px), so every method sees the same clips."""
+    model = _mean_colour_model(tmp_path / "model.onnx", PreprocessParams(size=64))
+    out = tmp_path / "cli"
+    assert main(["--model", str(model), "--baselines", "raw_pixels", "--manifest", str(tiny_manifest),
+                 "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--workers", "0"]) == 0
+    saved = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert list(saved["methods"]) == ["test-mean-colour", "raw_pixels"]
+    assert {m["preprocess"]["size"] for m in saved["methods"].values()} == {64}
+    assert saved["methods"]["test-mean-colour"]["model_id"] == "test-mean-colour"
+    assert saved["methods"]["test-mean-colour"]["dim"] == 3 and saved["n_clips"] == 14
 
 
 def test_cli_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
