@@ -127,5 +127,7 @@ def write_manifest(rows: Iterable[ManifestRow], csv_path: str | Path) -> Path:
                 path = str(row.path.relative_to(base))
             except ValueError:
                 path = str(row.path)
-            writer.writerow([path, row.modality, row.dataset, row.label, row.split, row.patient, row.source, row.license])
+            writer.writerow(
+                [path, row.modality, row.dataset, row.label, row.split, row.patient, row.source, row.license]
+            )
     return csv_path
