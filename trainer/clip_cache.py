@@ -71,6 +71,8 @@ class ClipSet:
 
     def batch(self, indices: Sequence[int]) -> np.ndarray:
         """Clips of the same length T as float32 ``B 3 T H W``."""
+        if not indices:
+            raise ValueError("empty batch")
         lengths = {self.length(i) for i in indices}
         if len(lengths) > 1:
             raise ValueError(f"clips of different lengths {sorted(lengths)} cannot share a batch")
@@ -105,7 +107,7 @@ class ClipSet:
         return [r.dataset for r in self.rows]
 
     def subset(self, indices: Sequence[int]) -> "ClipSet":
-        """A ClipSet of some clips (sharing the stored arrays where possible)."""
+        """A ClipSet of some clips, in the given order (the selected clips are copied)."""
         by_key: dict[GroupKey, list[int]] = defaultdict(list)
         where = []
         for i in indices:
