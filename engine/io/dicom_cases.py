@@ -107,22 +107,23 @@ def image_from_file(path: Path, header: Dataset, limits: ReadLimits) -> Case:
 
 def volume_from_frames(path: Path, header: Dataset, stack: FrameStack | None, limits: ReadLimits) -> Case:
     """A volume from an enhanced multi-frame CT/MR (per-frame positions; frame order when there are none)."""
-    check_limits(header, 1, limits)
-    frames = decode(path, header)  # F H W
     notes: dict[str, str] = {}
     if stack is None:
-        pixels = grey_values(frames, header)
+        check_limits(header, 1, limits)
+        pixels = grey_values(decode(path, header), header)  # Z Y X in file order
         notes["geometry_warning"] = "no per-frame positions: frames kept in file order, no affine"
         return _case(pixels, "volume", [(path, header)], header, extra=notes)
     order, distances = sort_by_position(stack.positions, stack.orientation)
-    kept = _first_volume(order, distances, None)  # indices into the stack
+    kept = _first_volume(order, distances, None)  # indices into the stack, inferior to superior
+    frame_ids = stack.frame_ids[kept]
     if len(kept) < stack.n_frames:
         notes["note"] = f"{stack.n_frames} frames at {len(kept)} positions of one plane: first frame at each used"
-    frame_ids = stack.frame_ids[kept]
-    pixels = grey_values(frames[frame_ids], header, frame_ids)  # Z Y X
+    check_limits(header, 1, limits, frames_used=len(frame_ids))
+    frames = decode(path, header, frame_ids if len(frame_ids) < stack.n_frames else None)  # all, or just these
+    pixels = grey_values(frames if len(frame_ids) < stack.n_frames else frames[frame_ids], header, frame_ids)
     positions = stack.positions[kept]
     affine = stack_affine(stack.orientation, stack.pixel_spacing, positions[0], positions[-1], len(kept))
-    pixels, affine = to_canonical(pixels, affine)
+    pixels, affine = to_canonical(pixels, affine)  # Z Y X
     notes["slices"] = str(len(kept))
     return _case(pixels, "volume", [(path, header)], header, affine=affine, spacing=spacing_zyx(affine), extra=notes)
 
@@ -212,9 +213,12 @@ def _volume_rank(ds: Dataset) -> tuple[float, ...]:
 
 
 def _number(value: object) -> float:
+    """A numeric header value (first of a multi-value) as float; +inf when absent or not a number."""
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        value = value[0] if len(value) else None
     try:
-        return float(value[0] if isinstance(value, (list, tuple)) else value)  # type: ignore[index, arg-type]
-    except (TypeError, ValueError, IndexError):
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
         return float("inf")
 
 

@@ -519,3 +519,18 @@ def test_grey_xa_cine_is_a_video_with_cine_rate(tmp_path: Path) -> None:
     case = read_one(path, ReadLimits(video_frames=4))
     assert (case.kind, case.modality, case.frame_count, case.fps, case.shape) == ("video", "XA", 10, 12.0, (4, 64, 64))
     np.testing.assert_array_equal(case.pixels, ds.pixel_array[sample_indices(10, 4)])
+
+
+def test_enhanced_ct_with_repeated_positions_uses_the_first_frame_at_each(tmp_path: Path) -> None:
+    ds = pydicom.dcmread(pydicom_file("eCT_Supplemental.dcm"))
+    stored = ds.pixel_array  # 2 512 512, frames at two positions
+    ds.PerFrameFunctionalGroupsSequence = list(ds.PerFrameFunctionalGroupsSequence) * 2  # a second time point
+    ds.NumberOfFrames = 4
+    ds.PixelData = np.concatenate([stored, stored + 7]).astype(stored.dtype).tobytes()
+    path = tmp_path / "ect_4d.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    case = read_one(path)
+    reference = read_one(pydicom_file("eCT_Supplemental.dcm"))
+    assert case.kind == "volume" and case.shape == (2, 512, 512)
+    assert "first frame" in case.metadata["note"]
+    np.testing.assert_array_equal(case.pixels, reference.pixels)  # time point 1 only
