@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -553,6 +554,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Settings, argparse.Namespace
     parser.add_argument("--readme", type=Path, default=README)
     parser.add_argument("--threshold-file", type=Path, default=THRESHOLD_FILE, help="exact-search threshold hand-off")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--update", action="store_true", help="keep the JSON's other sizes, re-measure --sizes")
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes, args.no_crossover = [10_000], True
@@ -569,6 +571,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Settings, argparse.Namespace
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; write JSON (and, unless ``--quick``, the README section). Returns an exit code."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    argv = list(sys.argv[1:] if argv is None else argv)
     cfg, args = parse_args(argv)
     try:
         import faiss  # noqa: F401
@@ -581,9 +584,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     report["load_start"] = report["machine"]["load_avg_1m"]
     json_path = args.json or (RESULTS_JSON.with_suffix(".quick.json") if args.quick else RESULTS_JSON)
     write_readme = not args.quick
+    earlier_wall_s = 0.0
+    if args.update and json_path.exists():  # re-measure some sizes, keep the rest of the earlier report
+        report = json.loads(json_path.read_text())
+        report["rows"] = [row for row in report["rows"] if row["n"] not in cfg.sizes]
+        earlier_wall_s = report.get("wall_s", 0.0)
+        report["notes"].append(
+            f"N={', '.join(f'{n:,}' for n in cfg.sizes)} re-measured {utc_now()} (load "
+            f"{machine()['load_avg_1m']}) with: {' '.join(argv)}"
+        )
 
     def save() -> None:
-        report["wall_s"] = round(time.perf_counter() - started, 1)
+        report["wall_s"] = round(earlier_wall_s + time.perf_counter() - started, 1)
+        report["rows"].sort(key=lambda row: row["n"])  # stable: methods keep their order within a size
         report["load_end"] = round(os.getloadavg()[0], 2)
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(report, indent=1, allow_nan=True) + "\n")
@@ -594,7 +607,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report["crossover"], report["thresholds"] = run_crossover(cfg)
         write_threshold(report["crossover"], report["thresholds"], cfg, args.threshold_file)
         logger.info("exact-search thresholds: %s (written to %s)", report["thresholds"], args.threshold_file)
-    report["rows"] = []
+    report.setdefault("rows", [])
     if not args.crossover_only:
         builds: dict[str, tuple[int, float]] = {}
         for n in sorted(cfg.sizes):
