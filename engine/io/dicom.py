@@ -19,7 +19,7 @@ an image (...)")``. Logs never name patients: only paths, series keys and reason
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -109,13 +109,13 @@ def read_dicom_series(files: Sequence[Path], limits: ReadLimits = DEFAULT_LIMITS
             roles[role].append((path, header))
     mosaics, slices, singles = roles["mosaic"], roles["slice"], roles["single"]
     if mosaics:
-        yield _attempt(lambda: volume_from_mosaics(mosaics, limits), [p for p, _ in mosaics])
+        yield _attempt([p for p, _ in mosaics], volume_from_mosaics, mosaics, limits)
     if len(slices) >= 2 and _distinct_positions(slices):
-        yield _attempt(lambda: volume_from_slices(slices, limits), [p for p, _ in slices])
+        yield _attempt([p for p, _ in slices], volume_from_slices, slices, limits)
     else:
         singles = slices + singles
     for path, header in singles:
-        yield _attempt(lambda: case_from_file(path, header, limits), [path])
+        yield _attempt([path], case_from_file, path, header, limits)
 
 
 def dicomdir_referenced_files(path: Path) -> list[Path]:
@@ -202,10 +202,10 @@ def _distinct_positions(items: Sequence[Item]) -> bool:
     return float(np.ptp(distances)) > POSITION_TOLERANCE_MM
 
 
-def _attempt(build: object, paths: Sequence[Path]) -> Case | Failure:
-    """Run a Case builder; a ``ReadError`` or any decoder exception becomes a one-line ``Failure``."""
+def _attempt(paths: Sequence[Path], build: Callable[..., Case], *args: object) -> Case | Failure:
+    """``build(*args)``; a ``ReadError`` or any decoder exception becomes a one-line ``Failure`` for ``paths``."""
     try:
-        return build()  # type: ignore[operator]
+        return build(*args)
     except ReadError as exc:
         reason = str(exc)
     except MemoryError:

@@ -14,6 +14,7 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from engine.io.case import ReadError
+from engine.io.dicom_headers import one_line
 
 with warnings.catch_warnings():  # nibabel warns at import that its DICOM readers are experimental
     warnings.simplefilter("ignore", UserWarning)
@@ -41,7 +42,7 @@ def read_mosaic(path: Path, header: Dataset) -> tuple[np.ndarray, np.ndarray]:
     except ReadError:
         raise
     except Exception as exc:  # decoder or CSA problems
-        raise ReadError(f"cannot unpack Siemens mosaic ({type(exc).__name__}: {' '.join(str(exc).split())})"[:200]) from exc
+        raise ReadError(f"cannot unpack Siemens mosaic ({one_line(exc)})") from exc
     affine = nib_affine.copy()
     affine[:, [0, 1]] = nib_affine[:, [1, 0]]  # engine convention: (column, row, slice)
     return np.ascontiguousarray(np.transpose(data, (2, 0, 1))), affine  # Z Y X

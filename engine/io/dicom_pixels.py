@@ -18,8 +18,7 @@ from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRL
 
 from engine.config import ReadLimits
 from engine.io.case import ReadError
-from engine.io.dicom_headers import number_of_frames
-
+from engine.io.dicom_headers import number_of_frames, one_line
 
 _NATIVE_LITTLE_ENDIAN = {ImplicitVRLittleEndian, ExplicitVRLittleEndian}
 _PIXEL_KEYWORDS = {0x7FE00010, 0x7FE00008, 0x7FE00009}  # PixelData, FloatPixelData, DoubleFloatPixelData
@@ -62,7 +61,7 @@ def decode(path: Path, header: Dataset, frame_indices: Sequence[int] | None = No
     except ReadError:
         raise
     except Exception as exc:  # decoders raise many types for broken data
-        raise ReadError(f"cannot decode pixel data ({_short(exc)})") from exc
+        raise ReadError(f"cannot decode pixel data ({one_line(exc)})") from exc
     if str(header.get("PhotometricInterpretation", "")).upper() == "PALETTE COLOR":
         frames = apply_color_lut(frames, header)
     return frames.astype(frames.dtype.newbyteorder("="), copy=False)  # big-endian files -> native
@@ -152,7 +151,8 @@ def apply_rescale(frames: np.ndarray, slopes: np.ndarray, intercepts: np.ndarray
         return frames
     exact = np.all(slopes == np.round(slopes)) and np.all(intercepts == np.round(intercepts))
     if exact:
-        out = frames.astype(np.int64) * slopes.astype(np.int64)[:, None, None] + intercepts.astype(np.int64)[:, None, None]
+        out = frames.astype(np.int64) * slopes.astype(np.int64)[:, None, None]
+        out += intercepts.astype(np.int64)[:, None, None]
         if out.size == 0 or (out.min() >= np.iinfo(np.int16).min and out.max() <= np.iinfo(np.int16).max):
             return out.astype(np.int16)
         return out.astype(np.float32)
@@ -183,8 +183,3 @@ def _float(value: object, default: float) -> float:
         return float(value) if value not in (None, "") else default
     except (TypeError, ValueError):
         return default
-
-
-def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}"[:200]

@@ -12,13 +12,14 @@ from pathlib import Path
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_fragments
-from pydicom.uid import MPEGTransferSyntaxes, UID
+from pydicom.uid import UID, MPEGTransferSyntaxes
 
 from engine.config import ReadLimits
 from engine.io.case import Case, ReadError
 from engine.io.video import read_video
 
-_MPEG2 = {"1.2.840.10008.1.2.4.100", "1.2.840.10008.1.2.4.100.1", "1.2.840.10008.1.2.4.101", "1.2.840.10008.1.2.4.101.1"}
+_MPEG2 = {"1.2.840.10008.1.2.4.100", "1.2.840.10008.1.2.4.100.1", "1.2.840.10008.1.2.4.101",
+          "1.2.840.10008.1.2.4.101.1"}
 _HEVC = {"1.2.840.10008.1.2.4.107", "1.2.840.10008.1.2.4.108"}
 
 

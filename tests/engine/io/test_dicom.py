@@ -18,7 +18,7 @@ import pytest
 from pydicom.data import get_testdata_file
 from pydicom.pixels import pixel_array as pydicom_pixel_array
 
-from engine.config import ReadLimits
+from engine.config import DEFAULT_LIMITS, ReadLimits
 from engine.io.case import Case, Failure
 from engine.io.dicom import dicomdir_referenced_files, group_dicom_series, looks_like_dicom, read_dicom_series
 from engine.preprocess import sample_indices
@@ -39,7 +39,7 @@ def pydicom_file(name: str) -> Path:
     return Path(found)
 
 
-def read_all(paths: list[Path], limits: ReadLimits = ReadLimits()) -> tuple[list[Case], list[Failure]]:
+def read_all(paths: list[Path], limits: ReadLimits = DEFAULT_LIMITS) -> tuple[list[Case], list[Failure]]:
     """group_dicom_series + read_dicom_series over ``paths``: every Case and every Failure."""
     cases, failures = [], []
     for group in group_dicom_series(paths, limits):
@@ -51,7 +51,7 @@ def read_all(paths: list[Path], limits: ReadLimits = ReadLimits()) -> tuple[list
     return cases, failures
 
 
-def read_one(path: Path, limits: ReadLimits = ReadLimits()) -> Case:
+def read_one(path: Path, limits: ReadLimits = DEFAULT_LIMITS) -> Case:
     cases, failures = read_all([path], limits)
     assert not failures, failures
     assert len(cases) == 1
@@ -146,7 +146,9 @@ def test_rgb_encodings_come_out_rgb(name: str, tolerance: float) -> None:
     assert diff <= tolerance, f"{name}: mean |diff| {diff:.2f} > {tolerance}"
 
 
-@pytest.mark.parametrize(("compressed", "uncompressed"), [("US1_J2KR.dcm", "US1_UNCR.dcm"), ("US1_J2KI.dcm", "US1_UNCI.dcm")])
+@pytest.mark.parametrize(
+    ("compressed", "uncompressed"), [("US1_J2KR.dcm", "US1_UNCR.dcm"), ("US1_J2KI.dcm", "US1_UNCI.dcm")]
+)
 def test_ultrasound_still_jpeg2000(compressed: str, uncompressed: str) -> None:
     case = read_one(pydicom_file(compressed))
     reference = read_one(pydicom_file(uncompressed))
