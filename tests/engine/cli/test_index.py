@@ -1,0 +1,83 @@
+"""``m3ret index``: incremental runs, --prune, --modality, --reembed, --json, failures, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.cli.main import main
+from tests.engine.conftest import write_phantoms
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture()
+def files(tmp_path: Path) -> Path:
+    write_phantoms(tmp_path / "files", 3)
+    return tmp_path / "files"
+
+
+def _index_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
+    assert main(["index", *args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_index_then_reindex(files: Path, tmp_path: Path, tiny_model: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lib = ["--library", str(tmp_path / "lib"), "--model", str(tiny_model), "--workers", "0"]
+    first = _index_json(capsys, str(files), *lib)
+    assert (first["added"], first["failed"], first["cases_in_library"]) == (6, 0, 6)
+    again = _index_json(capsys, str(files), *lib)
+    assert (again["added"], again["unchanged"]) == (0, 6)
+    next(files.glob("disc/*.png")).unlink()
+    pruned = _index_json(capsys, str(files), "--prune", *lib)
+    assert pruned["pruned"] == 1 and pruned["cases_in_library"] == 5
+
+
+def test_failures_listed_in_the_text_report(files: Path, tmp_path: Path, tiny_model: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    (files / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 10)
+    code = main(["index", str(files), "--library", str(tmp_path / "lib"), "--model", str(tiny_model),
+                 "--workers", "0"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "1 file(s) could not be indexed" in out and "broken.png" in out and "6 added" in out
+
+
+def test_modality_option_and_reembed(files: Path, tmp_path: Path, tiny_model: Path, other_model: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    lib = ["--library", str(tmp_path / "lib"), "--workers", "0"]
+    _index_json(capsys, str(files), "--modality", "xr", "--model", str(tiny_model), *lib)
+    assert main(["list", "--library", str(tmp_path / "lib"), "--json"]) == 0
+    assert {c["modality"] for c in json.loads(capsys.readouterr().out)} == {"XR"}
+    assert main(["index", str(files), "--model", str(other_model), *lib]) == 1
+    assert "--reembed" in capsys.readouterr().err
+    redone = _index_json(capsys, "--reembed", "--model", str(other_model), *lib)
+    assert redone["updated"] == 6
+
+
+def test_usage_errors_exit_2(tmp_path: Path, tiny_model: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["index", str(tmp_path / "absent"), "--library", str(tmp_path / "lib")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+    assert main(["index", "--library", str(tmp_path / "lib")]) == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["index", "--workers", "many"])
+    assert exc.value.code == 2
+
+
+def test_missing_model_is_a_runtime_error(files: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["index", str(files), "--library", str(tmp_path / "lib"), "--model", str(tmp_path / "no.onnx")])
+    assert code == 1 and "model file not found" in capsys.readouterr().err
+
+
+def test_console_entry_point(files: Path, tmp_path: Path, tiny_model: Path) -> None:
+    env = {**os.environ, "M3RET_MODEL": str(tiny_model), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "engine.cli", "index", str(files), "--library",
+                           str(tmp_path / "lib"), "--workers", "1"], cwd=REPO_ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "6 added" in done.stdout

@@ -1,0 +1,163 @@
+"""engine.search: known-answer phantoms, filters with exact top-k counts, real files, the bundled model's quality."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.indexer import index_paths
+from engine.library import Library
+from engine.search import SearchError, SearchFilters, search_by_case, search_by_clip_case, search_by_path
+from tests.engine.conftest import MANIFEST_MODALITY_CODES, copy_subset, shared_subset, write_phantoms
+
+
+@pytest.fixture(scope="module")
+def phantoms(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> tuple[Path, dict[Path, str]]:
+    """A library of 8 discs + 8 frames, and 3 + 3 held-back query files (never indexed)."""
+    root = tmp_path_factory.mktemp("phantom_search")
+    write_phantoms(root / "indexed", 8)
+    queries = write_phantoms(root / "queries", 3, first_seed=100)
+    with Library.open(root / "lib", model_path=tiny_model) as lib:
+        assert index_paths(lib, [root / "indexed"], workers=0).n_added == 16
+    return root / "lib", queries
+
+
+@pytest.fixture()
+def subset(subset_library: tuple[Path, list, Path]) -> Library:
+    lib = Library.open(subset_library[0])
+    yield lib
+    lib.close()
+
+
+def _family(path: str) -> str:
+    return Path(path).parent.name
+
+
+def test_held_back_query_finds_its_family_first(phantoms: tuple[Path, dict[Path, str]], tiny_model: Path) -> None:
+    library_dir, queries = phantoms
+    with Library.open(library_dir, model_path=tiny_model) as lib:
+        n_before = lib.catalog.count_cases()
+        for query, family in queries.items():
+            case, results = search_by_path(lib, query, k=8)
+            assert case.kind == "image2d" and case.source_files[0] == query
+            assert len(results) == 8 and [r.rank for r in results] == list(range(1, 9))
+            assert all(_family(r.source_paths[0]) == family for r in results), (query, [r.path for r in results])
+            assert all(a.score >= b.score for a, b in zip(results, results[1:]))
+            assert results[0].thumbnail and results[0].query_kind == "image2d"
+        assert lib.catalog.count_cases() == n_before  # queries are never added
+
+
+def test_search_by_case_leaves_the_case_out(phantoms: tuple[Path, dict[Path, str]]) -> None:
+    with Library.open(phantoms[0]) as lib:
+        record = lib.catalog.list_cases(text="disc_003")[0]
+        results = search_by_case(lib, record.id, k=7)
+        assert record.id not in [r.case_id for r in results]
+        assert len(results) == 7 and all(_family(r.path) == "disc" for r in results)
+        excluded = search_by_case(lib, record.id, k=20, filters=SearchFilters(exclude_case_ids=[results[0].case_id]))
+        assert len(excluded) == 14 and results[0].case_id not in {r.case_id for r in excluded}
+
+
+def test_in_memory_case_matches_file_query(phantoms: tuple[Path, dict[Path, str]], tiny_model: Path) -> None:
+    library_dir, queries = phantoms
+    with Library.open(library_dir, model_path=tiny_model) as lib:
+        case, by_path = search_by_path(lib, next(iter(queries)), k=5)
+        by_case = search_by_clip_case(lib, case, k=5)
+    assert [r.case_id for r in by_case] == [r.case_id for r in by_path]
+
+
+def test_indexed_file_finds_itself_first(subset: Library, subset_library: tuple[Path, list, Path],
+                                         tiny_model: Path) -> None:
+    files_dir = subset_library[2]
+    lib = Library.open(subset.path, model_path=tiny_model)
+    for record in subset.catalog.list_cases(with_thumbnails=False)[::6]:
+        _, results = search_by_path(lib, Path(record.path), k=3)
+        assert results[0].case_id == record.id and results[0].score > 0.99, record.path
+        assert Path(results[0].path).is_relative_to(files_dir)
+    lib.close()
+
+
+@pytest.mark.parametrize("modality", ["CT", "XR", "US"])
+def test_modality_filter_returns_exactly_k(subset: Library, modality: str) -> None:
+    query = subset.catalog.list_cases(modality="MR", limit=1)[0]
+    n_modality = subset.catalog.count_cases(modality=modality)
+    for k in (3, n_modality, n_modality + 5):
+        results = search_by_case(subset, query.id, k=k, filters=SearchFilters(modalities=[modality]))
+        assert len(results) == min(k, n_modality)
+        assert {r.modality for r in results} == {modality}
+
+
+def test_kind_filter(subset: Library) -> None:
+    query = subset.catalog.list_cases(kind="image2d", limit=1)[0]
+    n_videos = subset.catalog.count_cases(kind="video")
+    results = search_by_case(subset, query.id, k=10, filters=SearchFilters(kinds=["video"]))
+    assert len(results) == n_videos and all(r.kind == "video" for r in results)
+
+
+def test_same_and_cross_modality(subset: Library) -> None:
+    query = subset.catalog.list_cases(modality="XR", limit=1)[0]
+    n_xr = subset.catalog.count_cases(modality="XR")
+    same = search_by_case(subset, query.id, k=50, filters=SearchFilters(same_modality=True))
+    assert len(same) == n_xr - 1 and {r.modality for r in same} == {"XR"}
+    cross = search_by_case(subset, query.id, k=10, filters=SearchFilters(cross_modal=True))
+    assert len(cross) == 10 and "XR" not in {r.modality for r in cross}
+    assert all(r.query_modality == "XR" for r in cross)
+    with pytest.raises(SearchError):
+        search_by_case(subset, query.id, filters=SearchFilters(same_modality=True, cross_modal=True))
+
+
+def test_unfiltered_top_k_is_full(subset: Library) -> None:
+    query = subset.catalog.list_cases(limit=1)[0]
+    total = subset.catalog.count_cases()
+    assert len(search_by_case(subset, query.id, k=10)) == 10
+    assert len(search_by_case(subset, query.id, k=500)) == total - 1
+
+
+def test_bad_queries_are_one_line_errors(subset: Library, tmp_path: Path, tiny_model: Path) -> None:
+    with pytest.raises(SearchError, match="no case with id"):
+        search_by_case(subset, 10**9)
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
+    lib = Library.open(subset.path, model_path=tiny_model)
+    with pytest.raises(SearchError, match="broken.png"):
+        search_by_path(lib, bad)
+    with pytest.raises(SearchError, match="no such file"):
+        search_by_path(lib, tmp_path / "absent.png")
+    lib.close()
+
+
+def _precision_at_k(shared_data: Path, library_dir: Path, files_dir: Path, indexed: list[dict[str, str]],
+                    model: Path, k: int = 5, per_modality: int = 12) -> tuple[float, float]:
+    """Mean same-label precision@k of held-back test files (same-modality search), and its chance level."""
+    import csv
+
+    rows = list(csv.DictReader((shared_data / "manifest.csv").open()))
+    label_of = {r["path"]: r["label"] for r in rows}
+    indexed_paths = {r["path"] for r in indexed}
+    precisions, chances = [], []
+    with Library.open(library_dir, model_path=model) as lib:
+        for modality in ("xray", "mri"):
+            code = MANIFEST_MODALITY_CODES[modality]
+            held_back = [r for r in rows if r["split"] == "test" and r["modality"] == modality
+                         and r["path"] not in indexed_paths]
+            same = [Path(c.path).relative_to(files_dir).as_posix()
+                    for c in lib.catalog.list_cases(modality=code, with_thumbnails=False)]
+            for row in held_back[:: max(1, len(held_back) // per_modality)][:per_modality]:
+                _, results = search_by_path(lib, shared_data / row["path"], k=k,
+                                            filters=SearchFilters(same_modality=True), modality=code)
+                labels = [label_of[Path(r.path).relative_to(files_dir).as_posix()] for r in results]
+                precisions.append(np.mean([lab == row["label"] for lab in labels]))
+                chances.append(np.mean([label_of[p] == row["label"] for p in same]))
+    return float(np.mean(precisions)), float(np.mean(chances))
+
+
+def test_bundled_model_ranks_same_label_above_chance(shared_data: Path, default_model: Path,
+                                                     tmp_path: Path) -> None:
+    rows = shared_subset(shared_data, {"xray": 24, "mri": 24})
+    by_modality = copy_subset(shared_data, rows, tmp_path / "files")
+    with Library.open(tmp_path / "lib", model_path=default_model) as lib:
+        for modality, paths in by_modality.items():
+            index_paths(lib, paths, workers=0, modality=MANIFEST_MODALITY_CODES[modality])
+    precision, chance = _precision_at_k(shared_data, tmp_path / "lib", tmp_path / "files", rows, default_model)
+    assert precision > chance, f"P@5 {precision:.3f} vs chance {chance:.3f}"
