@@ -9,10 +9,12 @@ kept only when its embeddings stay within cosine 0.999 of fp32.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -62,16 +64,8 @@ def export_onnx(
     example = torch.rand(2, 3, params.frames_3d, params.size, params.size)  # B 3 T H W
     batch = torch.export.Dim("batch", min=1, max=4096)
     tubelets = torch.export.Dim("tubelets", min=1, max=encoder.pos_embed.max_t)
-    program = torch.onnx.export(
-        encoder,
-        (example,),
-        input_names=[mf.INPUT_NAME],
-        output_names=[mf.OUTPUT_NAME],
-        dynamic_shapes={"clip": {0: batch, 2: encoder.tubelet * tubelets}},
-        opset_version=opset,
-        dynamo=True,
-        external_data=False,
-    )
+    with contextlib.redirect_stdout(sys.stderr):  # the exporter prints progress; stdout stays for reports
+        program = _export(encoder, example, batch, tubelets, opset)
     program.save(str(out_path), external_data=False)
     model = onnx.load(str(out_path))
     meta = {
@@ -87,6 +81,19 @@ def export_onnx(
     onnx.save(model, str(out_path))
     log.info("%s: exported %s (%.1f MB)", out_path, model_id, out_path.stat().st_size / 1e6)
     return out_path
+
+
+def _export(encoder: VisionTransformer, example: torch.Tensor, batch, tubelets, opset: int):
+    return torch.onnx.export(
+        encoder,
+        (example,),
+        input_names=[mf.INPUT_NAME],
+        output_names=[mf.OUTPUT_NAME],
+        dynamic_shapes={"clip": {0: batch, 2: encoder.tubelet * tubelets}},
+        opset_version=opset,
+        dynamo=True,
+        external_data=False,
+    )
 
 
 def set_metadata(model: onnx.ModelProto, meta: dict[str, str]) -> None:

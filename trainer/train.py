@@ -11,6 +11,8 @@ cosine momentum schedule. Rank 0 shows a tqdm bar, appends ``metrics.csv`` and w
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import logging
 import math
 import random
@@ -330,7 +332,26 @@ def _pretrain(cfg: dict[str, Any], run_dir: Path, info: DistInfo) -> Path:
     bar.close()
     if stop and info.is_main:
         log.warning("stopped at step %d of %d: max_minutes %.1f reached", step, total, t_cfg["max_minutes"])
+    check_replicas(model, info, run_dir)
     return last
+
+
+def param_checksum(model: nn.Module) -> str:
+    """SHA-256 of every parameter and buffer, in name order (equal on all ranks when DDP keeps them in sync)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def check_replicas(model: nn.Module, info: DistInfo, run_dir: Path) -> None:
+    """Gather each rank's weight checksum; rank 0 writes them to ``replicas.json``; raise if they differ."""
+    sums = all_gather_objects(param_checksum(model), info)
+    if info.is_main:
+        (run_dir / "replicas.json").write_text(json.dumps({"world_size": info.world_size, "checksums": sums}))
+    if len(set(sums)) != 1:
+        raise RuntimeError(f"ranks hold different weights after training: {sums}")
 
 
 def _checkpoint(ckpt_dir: Path, model, optimizer, scheduler, step, cfg, sampler, info: DistInfo) -> None:
