@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     require_existing(args.paths)
     cancel = threading.Event()
     show = not args.json and sys.stderr.isatty()
-    with open_library(args) as library, _ProgressBar(show) as bar, _CancelOnInterrupt(cancel):
+    with open_library(args) as library, ProgressBar(show) as bar, _CancelOnInterrupt(cancel):
         report = index_paths(
             library, args.paths, progress=bar.update, cancel=cancel, workers=args.workers, prune=args.prune,
             reembed=args.reembed, modality=args.modality, batch_size=max(1, args.batch_size),
@@ -87,7 +87,7 @@ def _print_report(report: IndexReport, total: int, args: argparse.Namespace) -> 
     print(f"{report.summary()}; {total} case(s) in the library")
 
 
-class _ProgressBar:
+class ProgressBar:
     """A tqdm bar on stderr fed by the indexer's throttled progress callback."""
 
     def __init__(self, enabled: bool) -> None:
@@ -95,7 +95,7 @@ class _ProgressBar:
         self._bar: tqdm | None = None
         self._stage = ""
 
-    def __enter__(self) -> "_ProgressBar":
+    def __enter__(self) -> "ProgressBar":
         return self
 
     def __exit__(self, *exc: object) -> None:
