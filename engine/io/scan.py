@@ -156,7 +156,7 @@ def discover(
             pending = 0
         try:
             kind = classify(file)
-        except OSError as exc:
+        except Exception as exc:  # noqa: BLE001 (unreadable file, permission, odd magic: that file fails)
             yield Failure(file, f"cannot read file ({_one_line(exc)})")
             continue
         if kind == "ignore":

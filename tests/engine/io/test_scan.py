@@ -219,3 +219,14 @@ def test_every_manifest_case_reads(shared_data: Path, manifest_name: str) -> Non
     assert not problems, f"{len(problems)} rows: " + "; ".join(problems[:5])
     if skipped:
         pytest.skip(f"{skipped} DICOM folder rows skipped: DICOM reader not available")
+
+
+def test_without_dicom_reader_dicom_folders_fail_once_each(shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.io.scan as scan
+
+    monkeypatch.setattr(scan, "_dicom", None)
+    series = shared_data / "formats" / "mri" / "dcm_qa_siemens" / "series" / "ax"
+    found = list(discover(series))
+    folders = sorted(p for p in series.iterdir() if p.is_dir())
+    assert [f.path for f in found if isinstance(f, Failure)] == folders  # extensionless files found by magic
+    assert all("not available" in f.reason for f in found)
