@@ -35,6 +35,7 @@ README = BENCH_DIR / "README.md"
 SECTION_TITLE = "## Vector search"
 THRESHOLD_FILE = Path("/tmp/exact_threshold.txt")  # hand-off to the engine engineer, outside the repo
 USEARCH_DEFAULT_CONNECTIVITY = 16  # what usearch.index.Index uses when connectivity is None
+LIBRARIES = ("usearch", "faiss", "numpy")  # a row's library is the first word of its method name
 EXACT_QUERY_CAP = 200  # exact methods at >= 1M vectors are slow per query: time this many queries there
 
 SearchOne = Callable[[np.ndarray], np.ndarray]  # query [D] -> keys [k] (int64, -1 where fewer than k found)
@@ -249,6 +250,7 @@ class Settings:
     n_clusters: int = 200
     connectivities: list[int] = field(default_factory=lambda: [USEARCH_DEFAULT_CONNECTIVITY, 32])
     efs: list[int] = field(default_factory=lambda: [64, 128, 256])
+    libraries: list[str] = field(default_factory=lambda: list(LIBRARIES))
     expansion_add: int = 128  # usearch default; FAISS efConstruction is set to the same value
     threads: int = os.cpu_count() or 1
     budget_s: float = 25 * 60
@@ -266,7 +268,7 @@ def run_size(n: int, cfg: Settings, started: float, previous_builds: dict[str, t
     exact_cap = EXACT_QUERY_CAP if n >= 1_000_000 else None
     rows: list[Row] = []
     for m in cfg.connectivities:
-        for library in ("usearch", "faiss"):
+        for library in [lib for lib in ("usearch", "faiss") if lib in cfg.libraries]:
             name = f"{library}-M{m}"
             if name in previous_builds:  # extrapolate build time ~linearly (plus 20 %) from the last size
                 prev_n, prev_s = previous_builds[name]
@@ -281,11 +283,12 @@ def run_size(n: int, cfg: Settings, started: float, previous_builds: dict[str, t
                 rows += usearch_rows(n, m, data, cfg, previous_builds, exact_cap)
             else:
                 rows += faiss_rows(n, m, data, cfg, previous_builds)
-    with threadpool_limits(1):  # one search thread, like the others
-        rows.append(
-            measure(n, "numpy brute force", {"dtype": "f32"}, numpy_searcher(data.base, cfg.k), data,
-                    None, data.base.nbytes, exact_cap)
-        )
+    if "numpy" in cfg.libraries:
+        with threadpool_limits(1):  # one search thread, like the others
+            rows.append(
+                measure(n, "numpy brute force", {"dtype": "f32"}, numpy_searcher(data.base, cfg.k), data,
+                        None, data.base.nbytes, exact_cap)
+            )
     return rows
 
 
@@ -441,6 +444,13 @@ def machine() -> dict:
     return info
 
 
+def row_order(row: dict) -> tuple:
+    """Table order: size, library, HNSW before exact, connectivity, ef."""
+    params = row["params"]
+    library = LIBRARIES.index(row["method"].split()[0])
+    return row["n"], library, row["method"].endswith("exact"), params.get("M", 0), params.get("ef", 0)
+
+
 def params_text(params: dict) -> str:
     return " ".join(f"{k}={v}" for k, v in params.items())
 
@@ -505,8 +515,13 @@ def markdown_section(report: dict) -> str:
         for e in report["crossover"]:
             cells = " | ".join(f"{e[f'hnsw_ef{ef}_p50_ms']:.3f} ({e[f'hnsw_ef{ef}_recall']:.3f})" for ef in efs)
             out.append(f"| {e['n']:,} | {e['exact_p50_ms']:.3f} | {e['numpy_p50_ms']:.3f} | {cells} |")
-    if report.get("notes"):
-        out += ["", *[f"- {line}" for line in report["notes"]]]
+    skipped = [r for r in report["rows"] if r["note"].startswith("skipped")]
+    notes = list(report.get("notes", []))
+    if skipped:
+        notes.append(f"{len(skipped)} graph build(s) skipped: their estimated build time (extrapolated from the "
+                     f"previous size) did not fit the {cfg['budget_s'] / 60:.0f} min budget of the run.")
+    if notes:
+        out += ["", *[f"- {line}" for line in notes]]
     return "\n".join(out) + "\n"
 
 
@@ -554,13 +569,17 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Settings, argparse.Namespace
     parser.add_argument("--readme", type=Path, default=README)
     parser.add_argument("--threshold-file", type=Path, default=THRESHOLD_FILE, help="exact-search threshold hand-off")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--update", action="store_true", help="keep the JSON's other sizes, re-measure --sizes")
+    parser.add_argument("--update", action="store_true", help="re-measure --sizes x --libraries, keep other rows")
+    parser.add_argument("--libraries", default=",".join(LIBRARIES), help="comma-separated subset of " + ",".join(LIBRARIES))
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes, args.no_crossover = [10_000], True
+    unknown = set(args.libraries.split(",")) - set(LIBRARIES)
+    if unknown:
+        parser.error(f"unknown --libraries {sorted(unknown)}; choose from {','.join(LIBRARIES)}")
     cfg = Settings(
         sizes=args.sizes, dim=args.dim, k=args.k, n_queries=args.queries, n_clusters=args.clusters,
-        connectivities=args.connectivity, efs=args.ef, expansion_add=args.ef_add, threads=args.threads,
+        connectivities=args.connectivity, efs=args.ef, libraries=args.libraries.split(","), expansion_add=args.ef_add, threads=args.threads,
         budget_s=args.budget_min * 60, crossover_sizes=[] if args.no_crossover else args.crossover_sizes,
         crossover_queries=args.crossover_queries,
         seed=args.seed,
@@ -587,7 +606,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     earlier_wall_s = 0.0
     if args.update and json_path.exists():  # re-measure some sizes, keep the rest of the earlier report
         report = json.loads(json_path.read_text())
-        report["rows"] = [row for row in report["rows"] if row["n"] not in cfg.sizes]
+        report["rows"] = [
+            row for row in report["rows"]
+            if row["n"] not in cfg.sizes or row["method"].split()[0] not in cfg.libraries
+        ]
         earlier_wall_s = report.get("wall_s", 0.0)
         report["notes"].append(
             f"N={', '.join(f'{n:,}' for n in cfg.sizes)} re-measured {utc_now()} (load "
@@ -596,7 +618,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def save() -> None:
         report["wall_s"] = round(earlier_wall_s + time.perf_counter() - started, 1)
-        report["rows"].sort(key=lambda row: row["n"])  # stable: methods keep their order within a size
+        report["rows"].sort(key=row_order)
         report["load_end"] = round(os.getloadavg()[0], 2)
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(report, indent=1, allow_nan=True) + "\n")
@@ -613,11 +635,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         for n in sorted(cfg.sizes):
             report["rows"] += [asdict(r) for r in run_size(n, cfg, started, builds)]
             save()  # after each size, so a long run leaves what it measured so far
-    skipped = [r for r in report["rows"] if r["note"].startswith("skipped")]
-    if skipped:
-        report["notes"].append(
-            f"{len(skipped)} graph build(s) skipped to keep the run under {args.budget_min:.0f} min (see table)."
-        )
     save()
     for r in report["rows"]:
         logger.info("%9d %-18s %-40s p50 %.3f ms p99 %.3f ms recall %.3f build %s s",
