@@ -60,10 +60,10 @@ def test_tiny_run_writes_json_and_readme_with_consistent_recall(tmp_path: Path) 
     pytest.importorskip("faiss", reason="faiss-cpu is a benchmark-only dependency (pip install -e '.[bench]')")
     pytest.importorskip("threadpoolctl", reason="threadpoolctl is a benchmark-only dependency")
     out, readme, threshold = tmp_path / "vs.json", tmp_path / "README.md", tmp_path / "threshold.txt"
-    argv = ["--sizes", "600", "--queries", "40", "--dim", "24", "--clusters", "10", "--ef", "16,64",
-            "--connectivity", "16", "--crossover-sizes", "200,400", "--crossover-queries", "30",
-            "--json", str(out), "--readme", str(readme), "--threshold-file", str(threshold)]
-    assert vs.main(argv) == 0
+    size = ["--sizes", "600", "--queries", "40", "--dim", "24", "--clusters", "10", "--ef", "16,64",
+            "--connectivity", "16"]
+    outputs = ["--json", str(out), "--readme", str(readme), "--threshold-file", str(threshold)]
+    assert vs.main([*size, "--crossover-sizes", "200,400", "--crossover-queries", "30", *outputs]) == 0
     report = json.loads(out.read_text())
     rows = {(r["method"], r["params"].get("ef")): r for r in report["rows"]}
     assert set(rows) == {("usearch hnsw", 16), ("usearch hnsw", 64), ("usearch exact", None),
@@ -79,3 +79,11 @@ def test_tiny_run_writes_json_and_readme_with_consistent_recall(tmp_path: Path) 
     assert all(v in (0, 200, 400) for v in report["thresholds"].values())
     assert "exact_vs_ef64=" in threshold.read_text()
     assert "## Vector search" in readme.read_text() and "| 600 | numpy brute force |" in readme.read_text()
+
+    # --update re-measures one library at one size and keeps every other row
+    before = {(r["n"], r["method"], r["params"].get("ef")) for r in report["rows"]}
+    assert vs.main([*size, "--no-crossover", "--libraries", "numpy", "--update", *outputs]) == 0
+    updated = json.loads(out.read_text())
+    assert {(r["n"], r["method"], r["params"].get("ef")) for r in updated["rows"]} == before
+    assert updated["thresholds"] == report["thresholds"] and "re-measured" in updated["notes"][-1]
+
