@@ -33,6 +33,7 @@ from engine.io.dicom_geometry import POSITION_TOLERANCE_MM, slice_normal
 from engine.io.dicom_headers import (
     GROUPING_TAGS,
     has_slice_geometry,
+    is_dicomdir,
     is_mosaic,
     not_image_reason,
     number_of_frames,
@@ -121,13 +122,16 @@ def read_dicom_series(files: Sequence[Path], limits: ReadLimits = DEFAULT_LIMITS
 def dicomdir_referenced_files(path: Path) -> list[Path]:
     """Existing files that a DICOMDIR references (names matched case-insensitively where needed).
 
-    Raises ``ReadError`` when the DICOMDIR itself cannot be read.
+    Raises ``ReadError`` when the file cannot be read or is not a DICOMDIR; a truncated DICOMDIR yields the
+    records that could be read.
     """
     path = Path(path)
     try:
         ds = pydicom.dcmread(path, force=True)
     except Exception as exc:
         raise ReadError(f"unreadable DICOMDIR ({one_line(exc)})") from exc
+    if not is_dicomdir(ds):
+        raise ReadError("not a DICOMDIR (no directory records)")
     root = path.parent
     found: list[Path] = []
     for record in ds.get("DirectoryRecordSequence") or []:

@@ -19,7 +19,7 @@ from pydicom.data import get_testdata_file
 from pydicom.pixels import pixel_array as pydicom_pixel_array
 
 from engine.config import DEFAULT_LIMITS, ReadLimits
-from engine.io.case import Case, Failure
+from engine.io.case import Case, Failure, ReadError
 from engine.io.dicom import dicomdir_referenced_files, group_dicom_series, looks_like_dicom, read_dicom_series
 from engine.preprocess import sample_indices
 
@@ -79,6 +79,9 @@ def test_looks_like_dicom(tmp_path: Path) -> None:
     text = tmp_path / "notes.txt"
     text.write_text("DICM is not at offset 128 here")
     assert not looks_like_dicom(text)
+    extensionless_noise = tmp_path / "IM0002"
+    extensionless_noise.write_bytes(b"\x08\x00" + np.random.default_rng(2).bytes(4094))  # plausible first tag
+    assert not looks_like_dicom(extensionless_noise)
     assert not looks_like_dicom(tmp_path / "missing.dcm")
     assert not looks_like_dicom(tmp_path)  # a folder
 
@@ -254,6 +257,19 @@ def test_dicomdir_lists_its_files_and_is_not_an_image() -> None:
     cases, failures = read_all(files)
     assert {c.kind for c in cases} == {"image2d", "volume"}  # single slices and two small MR/CT stacks
     assert all("\n" not in f.reason for f in failures)
+
+
+def test_dicomdir_that_is_not_one_or_is_truncated(tmp_path: Path) -> None:
+    with pytest.raises(ReadError, match="not a DICOMDIR"):
+        dicomdir_referenced_files(pydicom_file("CT_small.dcm"))
+    folder = pydicom_file("DICOMDIR").parent
+    complete = dicomdir_referenced_files(folder / "DICOMDIR")
+    copy = tmp_path / "tree"  # the whole tree, so the references of the truncated copy resolve
+    shutil.copytree(folder, copy)
+    data = (folder / "DICOMDIR").read_bytes()
+    (copy / "DICOMDIR").write_bytes(data[: len(data) // 2])
+    partial = dicomdir_referenced_files(copy / "DICOMDIR")
+    assert 0 < len(partial) < len(complete)
 
 
 def _write_stack(src: Path, folder: Path, positions: list[float], orientation: list[float], series_uid: str,
