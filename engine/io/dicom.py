@@ -14,6 +14,11 @@ Grouping reads headers only (``stop_before_pixels``, ``specific_tags``): files a
 split further by orientation and image size; multi-frame objects and images without slice positions are each a
 group of their own. Non-image objects (SR, RT, PR, KO, SEG, DICOMDIR...) yield ``Failure(path, "skipped: not
 an image (...)")``. Logs never name patients: only paths, series keys and reasons.
+
+Reading a group gives: a ``volume`` for slices at several positions (sorted along the plane normal, first volume
+of a 4D series), for an enhanced multi-frame CT/MR, or for a Siemens mosaic series; a ``video`` for a cine
+(US, XA, ES..., native or MPEG-encapsulated); an ``image2d`` for anything else. ``Case.uid`` is the
+SeriesInstanceUID for volumes and ``SeriesInstanceUID/SOPInstanceUID`` for single images and cines.
 """
 
 from __future__ import annotations
