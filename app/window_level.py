@@ -38,6 +38,14 @@ AUTO_PERCENTILES: tuple[float, float] = (1.0, 99.0)
 _AUTO_SAMPLE = 1_000_000  # voxels looked at by auto_window (a strided sample of bigger arrays)
 
 
+def configure_presets(presets: dict[str, Window]) -> None:
+    """Replace the named presets (from the user's settings); unknown names are refused."""
+    unknown = set(presets) - set(PRESETS)
+    if unknown:
+        raise KeyError(f"unknown window presets: {sorted(unknown)}")
+    PRESETS.update(presets)
+
+
 def auto_window(pixels: np.ndarray, percentiles: tuple[float, float] = AUTO_PERCENTILES) -> Window:
     """Window spanning the given percentiles of the pixels (RGB: of all channels). Never zero width."""
     flat = np.asarray(pixels).reshape(-1)

@@ -42,8 +42,16 @@ class CaseViewer(QWidget):
         """Apply a named preset ('lung', 'mediastinum', 'bone', 'brain') or 'auto'."""
         if self.case is None:
             return
-        window = auto_window(self.case.pixels) if name == "auto" else PRESETS[name]
+        window = self.auto_window() if name == "auto" else PRESETS[name]
         self.set_window(window, emit=True)
+
+    def auto_window(self) -> Window:
+        """The automatic window of the current case (percentiles), computed once per case."""
+        if self.case is None:
+            return Window(0.5, 1.0)
+        if getattr(self, "_auto_for", None) is not self.case:
+            self._auto, self._auto_for = auto_window(self.case.pixels), self.case
+        return self._auto
 
     def apply_number_key(self, number: int) -> bool:
         """Keys 1-4 = presets, 0 = auto. True when the key did something."""
@@ -61,6 +69,20 @@ class CaseViewer(QWidget):
         """Stop timers and release VTK resources before the widget goes away."""
 
 
+def dispose_viewer(viewer: QWidget | None) -> None:
+    """Stop a viewer's timers, release its OpenGL windows and schedule the widget for deletion."""
+    if viewer is None:
+        return
+    from app.viewers.canvas import VtkCanvas
+
+    if isinstance(viewer, CaseViewer):
+        viewer.shutdown()
+    for canvas in viewer.findChildren(VtkCanvas):
+        canvas.Finalize()
+    viewer.setParent(None)
+    viewer.deleteLater()
+
+
 def preset_combo(parent: QWidget | None = None) -> QComboBox:
     """A combo box listing the window presets (item data = preset name)."""
     combo = QComboBox(parent)
@@ -68,6 +90,16 @@ def preset_combo(parent: QWidget | None = None) -> QComboBox:
         combo.addItem(PRESET_LABELS[name], name)
     combo.setToolTip("Window/level preset (keys 1-4, 0 = auto)")
     return combo
+
+
+def show_preset(combo: QComboBox, window: Window | None, auto: Window | None = None) -> None:
+    """Select the preset entry matching ``window`` ('auto' when it is ``auto``; none for a custom window)."""
+    match = next((name for name, preset in PRESETS.items() if preset == window), None)
+    if match is None and auto is not None and window == auto:
+        match = "auto"
+    combo.blockSignals(True)
+    combo.setCurrentIndex(combo.findData(match) if match else -1)
+    combo.blockSignals(False)
 
 
 def format_value(value: float | tuple[float, ...] | None) -> str:

@@ -12,8 +12,9 @@ import vtkmodules.vtkInteractionStyle  # noqa: F401  (registers the interactor s
 import vtkmodules.vtkRenderingFreeType  # noqa: F401  (text rendering)
 import vtkmodules.vtkRenderingOpenGL2  # noqa: F401  (the OpenGL back-end)
 import vtkmodules.vtkRenderingVolumeOpenGL2  # noqa: F401  (GPU / smart volume mappers)
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtCore import QPoint, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QImage, QKeyEvent
+from PySide6.QtWidgets import QWidget
 from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor
 from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy
 from vtkmodules.vtkCommonDataModel import vtkImageData
@@ -102,6 +103,27 @@ class VtkCanvas(QVTKRenderWindowInteractor):
         width, height, _ = image.GetDimensions()
         rgb = vtk_to_numpy(image.GetPointData().GetScalars()).reshape(height, width, -1)[..., :3]
         return np.ascontiguousarray(rgb[::-1])
+
+
+def grab_widget(widget: QWidget) -> np.ndarray:
+    """A screenshot of ``widget`` as uint8 ``H W 3``, VTK canvases included (``QWidget.grab`` misses their
+    OpenGL content, so each visible canvas is rendered and pasted at its place)."""
+    image = widget.grab().toImage().convertToFormat(QImage.Format.Format_RGB888)
+    width, height, stride = image.width(), image.height(), image.bytesPerLine()
+    rgb = np.frombuffer(image.constBits(), np.uint8, count=stride * height).reshape(height, stride)
+    rgb = rgb[:, : width * 3].reshape(height, width, 3).copy()
+    ratio = image.devicePixelRatio() or 1.0
+    for canvas in widget.findChildren(VtkCanvas):
+        if not canvas.isVisibleTo(widget) or not canvas.isVisible():
+            continue
+        shot = canvas.grab_rgb()
+        origin = canvas.mapTo(widget, QPoint(0, 0))
+        top, left = int(origin.y() * ratio), int(origin.x() * ratio)
+        h = max(0, min(shot.shape[0], height - top))
+        w = max(0, min(shot.shape[1], width - left))
+        if h and w and top >= 0 and left >= 0:
+            rgb[top : top + h, left : left + w] = shot[:h, :w]
+    return rgb
 
 
 def modifiers_have(modifiers: object, flag: Qt.KeyboardModifier) -> bool:

@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from engine.io.case import Case
-from app.viewers.base import NUMBER_KEYS, CaseViewer, format_value, preset_combo
+from app.viewers.base import NUMBER_KEYS, CaseViewer, format_value, preset_combo, show_preset
 from app.viewers.canvas import to_image_data
 from app.viewers.slice_view import AXIAL, SliceView
 from app.window_level import Window, auto_window, default_window
@@ -45,6 +45,7 @@ class ImageViewer(CaseViewer):
         self.invert_box.toggled.connect(self.view.set_inverted)
         self.fit_button.clicked.connect(self.view.fit)
         self.view.windowChanged.connect(self.windowChanged)
+        self.view.windowChanged.connect(lambda w: show_preset(self.presets, w, self.auto_window()))
         self.view.hovered.connect(self._show_readout)
         self.view.keyPressed.connect(self._on_key)
 
@@ -56,6 +57,7 @@ class ImageViewer(CaseViewer):
         window = Window(127.5, 255.0) if case.is_color else default_window(pixels, case.intensity, case.modality)
         full = auto_window(pixels, (0.0, 100.0))
         self.view.set_image(image, pixels, window, data_range=full.width)
+        show_preset(self.presets, window, self.auto_window())
         self.readout.setText(_describe(case))
 
     @property
@@ -67,6 +69,7 @@ class ImageViewer(CaseViewer):
 
     def set_window(self, window: Window, emit: bool = False) -> None:
         self.view.set_window(window, emit=emit)
+        show_preset(self.presets, window, self.auto_window())
 
     def capture(self) -> np.ndarray:
         return self.view.grab_rgb()

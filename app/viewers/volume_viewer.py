@@ -15,7 +15,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from engine.io.case import Case
-from app.viewers.base import NUMBER_KEYS, CaseViewer, format_value, preset_combo
+from app.viewers.base import NUMBER_KEYS, CaseViewer, format_value, preset_combo, show_preset
 from app.viewers.canvas import to_image_data
 from app.viewers.slice_view import AXIAL, CORONAL, SAGITTAL, SliceView
 from app.viewers.volume_render import VR_LABELS, VR_PRESETS, VolumeRenderView
@@ -94,6 +94,7 @@ class VolumeViewer(CaseViewer):
         for view in self.views.values():
             view.set_image(image, pixels, window, data_range)
             view.set_cursor(view.cursor)
+        show_preset(self.presets, window, self.auto_window())
         self.readout.setText(_describe(case))
         self._rendered_case = None
         if self.vr_box.isChecked():
@@ -137,6 +138,7 @@ class VolumeViewer(CaseViewer):
         for view in self.views.values():
             if view.window != window:
                 view.set_window(window, emit=False)
+        show_preset(self.presets, window, self.auto_window())
         self.windowChanged.emit(window)
 
     def _set_inverted(self, inverted: bool) -> None:
@@ -166,6 +168,7 @@ class VolumeViewer(CaseViewer):
     def set_window(self, window: Window, emit: bool = False) -> None:
         for view in self.views.values():
             view.set_window(window, emit=False)
+        show_preset(self.presets, window, self.auto_window())
         if emit:
             self.windowChanged.emit(window)
 

@@ -113,3 +113,35 @@ def show_widget(qtbot, widget, width: int = 640, height: int = 520):  # noqa: AN
     widget.show()
     qtbot.waitExposed(widget)
     return widget
+
+
+# ---- a small real library for the window tests (tiny ONNX model from the engine tests) ----------------------
+
+APP_SUBSET = {"xray": 4, "mri": 4, "ct": 3, "ultrasound": 4}
+
+
+@pytest.fixture(scope="session")
+def app_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny deterministic ONNX encoder that follows engine.model_format (no trained weights needed)."""
+    pytest.importorskip("onnx", reason="onnx (dev/train extra) builds the test model")
+    from tests.engine.conftest import build_pooling_model
+
+    return build_pooling_model(tmp_path_factory.mktemp("app_models") / "tiny.onnx")
+
+
+@pytest.fixture(scope="session")
+def app_library(shared_data: Path, app_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A library of ~15 real cases (X-ray, MRI, CT, ultrasound stills and videos), modality from the manifest.
+    Tests must not modify it."""
+    from engine.indexer import index_paths
+    from engine.library import Library
+    from tests.engine.conftest import MANIFEST_MODALITY_CODES, copy_subset, shared_subset
+
+    rows = shared_subset(shared_data, APP_SUBSET)
+    by_modality = copy_subset(shared_data, rows, tmp_path_factory.mktemp("app_files"))
+    library_dir = tmp_path_factory.mktemp("app_library") / "library"
+    with Library.open(library_dir, model_path=app_model) as library:
+        for modality, paths in by_modality.items():
+            report = index_paths(library, paths, workers=0, modality=MANIFEST_MODALITY_CODES[modality])
+            assert report.n_failed == 0, report.failures
+    return library_dir

@@ -1,0 +1,115 @@
+"""Query and result side by side, each in its own viewer; window/level linked for same-modality pairs."""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
+
+from engine.io.case import Case
+from app.viewers.base import CaseViewer, dispose_viewer
+from app.viewers.viewer_factory import create_viewer
+from app.window_level import Window
+
+log = logging.getLogger(__name__)
+
+
+class ComparePane(QWidget):
+    """A title line over a viewer."""
+
+    def __init__(self, title: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.title = QLabel(title, self)
+        self.title.setWordWrap(True)
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.viewer: CaseViewer | None = None
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(2, 2, 2, 2)
+        self._layout.addWidget(self.title)
+        self._placeholder = QLabel("—", self)
+        self._placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._layout.addWidget(self._placeholder, 1)
+
+    def show_case(self, case: Case, title: str) -> CaseViewer:
+        """Replace the viewer by one made for ``case``."""
+        self.title.setText(title)
+        if self.viewer is not None:
+            self._layout.removeWidget(self.viewer)
+            dispose_viewer(self.viewer)
+        self._placeholder.hide()
+        options = {"volume_rendering": False} if case.kind == "volume" and case.pixels.ndim == 3 else {}
+        self.viewer = create_viewer(case, self, **options)  # two volume renderings side by side: on demand
+        self._layout.addWidget(self.viewer, 1)
+        return self.viewer
+
+
+class CompareView(QWidget):
+    """Two panes (query, result) in a splitter and a "Link window/level" switch."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.query_pane = ComparePane("Query", self)
+        self.result_pane = ComparePane("Result", self)
+        self.link_box = QCheckBox("Link window/level", self)
+        self.link_box.setToolTip("Same-modality pairs share one window/level")
+        self.info = QLabel("Click a search result to compare it with the query.", self)
+        splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        splitter.addWidget(self.query_pane)
+        splitter.addWidget(self.result_pane)
+        splitter.setChildrenCollapsible(False)
+        top = QHBoxLayout()
+        top.addWidget(self.info, 1)
+        top.addWidget(self.link_box)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addLayout(top)
+        layout.addWidget(splitter, 1)
+        self._syncing = False
+        self.link_box.toggled.connect(self._link_toggled)
+
+    @property
+    def query_viewer(self) -> CaseViewer | None:
+        return self.query_pane.viewer
+
+    @property
+    def result_viewer(self) -> CaseViewer | None:
+        return self.result_pane.viewer
+
+    def set_pair(self, query: Case, result: Case, query_title: str, result_title: str) -> None:
+        """Show both cases; link their window/level when they share a modality and both have one."""
+        left = self.query_pane.show_case(query, query_title)
+        right = self.result_pane.show_case(result, result_title)
+        left.windowChanged.connect(lambda w: self._sync(right, w))
+        right.windowChanged.connect(lambda w: self._sync(left, w))
+        linkable = left.supports_window and right.supports_window and query.modality == result.modality
+        self.link_box.setEnabled(linkable)
+        self.link_box.setChecked(linkable)
+        same = "same modality" if query.modality == result.modality else "cross-modal"
+        self.info.setText(f"{query.modality} {query.kind} vs {result.modality} {result.kind} ({same})")
+        if linkable:
+            self._sync(right, left.window())
+
+    @property
+    def linked(self) -> bool:
+        return self.link_box.isEnabled() and self.link_box.isChecked()
+
+    def _link_toggled(self, on: bool) -> None:
+        if on and self.query_viewer is not None and self.result_viewer is not None and self.query_viewer.window():
+            self._sync(self.result_viewer, self.query_viewer.window())
+
+    def _sync(self, target: CaseViewer, window: Window | None) -> None:
+        if window is None or self._syncing or not self.linked:
+            return
+        self._syncing = True
+        try:
+            target.set_window(window, emit=False)
+        finally:
+            self._syncing = False
+
+    def clear(self) -> None:
+        for pane in (self.query_pane, self.result_pane):
+            if pane.viewer is not None:
+                dispose_viewer(pane.viewer)
+                pane.viewer = None
+                pane._placeholder.show()

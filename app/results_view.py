@@ -1,0 +1,173 @@
+"""Search results: the query, a grid of result thumbnails (rank, score, modality, description) and the filters
+(all modalities / same modality / cross-modal, a modality list, k). Changing a filter asks for a new search.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QIcon, QPixmap
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QRadioButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.library_view import pixmap_from_png
+
+if TYPE_CHECKING:
+    from engine.search import SearchFilters
+
+RESULT_THUMB = 128
+RESULT_ROLE = Qt.ItemDataRole.UserRole + 1
+SCOPES = ("all", "same", "cross")
+SCOPE_LABELS = {"all": "All modalities", "same": "Same modality", "cross": "Cross-modal"}
+
+
+class ResultsView(QWidget):
+    """Query summary, filter controls and the results grid."""
+
+    resultActivated = Signal(object)  # SearchResult clicked
+    filtersChanged = Signal()  # the user changed scope, modalities or k: search again
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.query_thumb = QLabel(self)
+        self.query_thumb.setFixedSize(QSize(72, 72))
+        self.query_thumb.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.query_label = QLabel("No query yet: select a case and press Find similar, or drop a file here.", self)
+        self.query_label.setWordWrap(True)
+        self.status_label = QLabel("", self)
+
+        self.scope_group = QButtonGroup(self)
+        self.scope_buttons: dict[str, QRadioButton] = {}
+        scope_row = QHBoxLayout()
+        for scope in SCOPES:
+            button = QRadioButton(SCOPE_LABELS[scope], self)
+            self.scope_group.addButton(button)
+            self.scope_buttons[scope] = button
+            scope_row.addWidget(button)
+        self.scope_buttons["all"].setChecked(True)
+        scope_row.addSpacing(16)
+        scope_row.addWidget(QLabel("k", self))
+        self.k_box = QSpinBox(self)
+        self.k_box.setRange(1, 200)
+        self.k_box.setValue(12)
+        scope_row.addWidget(self.k_box)
+        scope_row.addStretch(1)
+        self.modality_row = QHBoxLayout()
+        self.modality_row.addWidget(QLabel("Modalities:", self))
+        self.modality_boxes: dict[str, QCheckBox] = {}
+        self.modality_row.addStretch(1)
+
+        self.grid = QListWidget(self)
+        self.grid.setViewMode(QListView.ViewMode.IconMode)
+        self.grid.setIconSize(QSize(RESULT_THUMB, RESULT_THUMB))
+        self.grid.setGridSize(QSize(RESULT_THUMB + 48, RESULT_THUMB + 64))
+        self.grid.setResizeMode(QListView.ResizeMode.Adjust)
+        self.grid.setMovement(QListView.Movement.Static)
+        self.grid.setWordWrap(True)
+        self.grid.setSpacing(6)
+        self.grid.setUniformItemSizes(True)
+
+        query_row = QHBoxLayout()
+        query_row.addWidget(self.query_thumb)
+        query_row.addWidget(self.query_label, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(query_row)
+        layout.addLayout(scope_row)
+        layout.addLayout(self.modality_row)
+        layout.addWidget(self.grid, 1)
+        layout.addWidget(self.status_label)
+
+        self.scope_group.buttonToggled.connect(lambda _b, checked: checked and self.filtersChanged.emit())
+        self.k_box.valueChanged.connect(lambda _v: self.filtersChanged.emit())
+        self.grid.itemClicked.connect(lambda item: self.resultActivated.emit(item.data(RESULT_ROLE)))
+        self.grid.itemActivated.connect(lambda item: self.resultActivated.emit(item.data(RESULT_ROLE)))
+
+    # ------------------------------------------------------------------------------------------ filters
+
+    @property
+    def scope(self) -> str:
+        return next((s for s, b in self.scope_buttons.items() if b.isChecked()), "all")
+
+    def set_scope(self, scope: str) -> None:
+        self.scope_buttons[scope if scope in SCOPES else "all"].setChecked(True)
+
+    @property
+    def k(self) -> int:
+        return int(self.k_box.value())
+
+    def set_modalities(self, modalities: Sequence[str]) -> None:
+        """Offer one check box per modality present in the library (all checked = no restriction)."""
+        for box in self.modality_boxes.values():
+            self.modality_row.removeWidget(box)
+            box.deleteLater()
+        self.modality_boxes = {}
+        for modality in sorted(set(modalities)):
+            box = QCheckBox(modality, self)
+            box.setChecked(True)
+            box.toggled.connect(lambda _checked: self.filtersChanged.emit())
+            self.modality_row.insertWidget(self.modality_row.count() - 1, box)
+            self.modality_boxes[modality] = box
+
+    def checked_modalities(self) -> list[str] | None:
+        """The modalities ticked, or None when all are (no restriction)."""
+        ticked = [m for m, box in self.modality_boxes.items() if box.isChecked()]
+        return None if len(ticked) == len(self.modality_boxes) else ticked
+
+    def filters(self, exclude_case_ids: Sequence[int] = ()) -> "SearchFilters":
+        """The engine's search filters for the current controls."""
+        from engine.search import SearchFilters  # engine.search loads the vector index library: keep start fast
+
+        return SearchFilters(
+            modalities=self.checked_modalities(),
+            same_modality=self.scope == "same",
+            cross_modal=self.scope == "cross",
+            exclude_case_ids=tuple(exclude_case_ids),
+        )
+
+    # ------------------------------------------------------------------------------------------ content
+
+    def set_query(self, description: str, thumbnail: bytes | QPixmap | None = None) -> None:
+        self.query_label.setText(description)
+        pixmap = thumbnail if isinstance(thumbnail, QPixmap) else pixmap_from_png(thumbnail, 72)
+        self.query_thumb.setPixmap(pixmap if pixmap is not None else QPixmap())
+
+    def set_busy(self, message: str) -> None:
+        self.status_label.setText(message)
+
+    def set_results(self, results: Sequence[Any]) -> None:
+        """Show search results (``engine.search.SearchResult``), best first."""
+        self.grid.clear()
+        for result in results:
+            item = QListWidgetItem(_item_text(result))
+            pixmap = pixmap_from_png(result.thumbnail, RESULT_THUMB)
+            if pixmap is not None:
+                item.setIcon(QIcon(pixmap))
+            item.setToolTip(f"{result.path}\nscore {result.score:.4f}")
+            item.setData(RESULT_ROLE, result)
+            item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
+            self.grid.addItem(item)
+        self.status_label.setText(f"{len(results)} results" if results else "No results with these filters.")
+
+    def results(self) -> list[Any]:
+        return [self.grid.item(i).data(RESULT_ROLE) for i in range(self.grid.count())]
+
+
+def _item_text(result: Any) -> str:
+    description = (result.description or "").strip() or result.path.rsplit("/", 1)[-1]
+    if len(description) > 40:
+        description = description[:38] + "…"
+    return f"#{result.rank} · {result.score:.3f} · {result.modality}\n{description}"

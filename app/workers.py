@@ -1,0 +1,186 @@
+"""Background work for the GUI (napari ``qthreading`` style): run a function in a thread pool, get Qt signals.
+
+``create_worker(func, *args, _connect={"returned": slot, ...}, **kwargs)`` returns a started ``FunctionWorker``
+whose ``signals`` emit ``started``, ``progress(object)``, ``returned(object)``, ``errored(Exception)`` and
+``finished`` on the GUI thread (queued connections). A function that takes a ``progress`` keyword receives a
+callable that emits ``signals.progress``; one that takes ``cancel`` receives the worker's ``threading.Event``,
+set by ``worker.quit()``. Workers never touch widgets or VTK: they return numpy arrays and engine objects.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+from engine.config import ReadLimits
+from engine.io.case import Case
+
+log = logging.getLogger(__name__)
+
+_ACTIVE: set["FunctionWorker"] = set()  # keeps running workers (and their Python objects) alive
+_ACTIVE_LOCK = threading.Lock()
+
+
+class WorkerSignals(QObject):
+    """Signals of one worker; the object lives in the GUI thread, so slots run there."""
+
+    started = Signal()
+    progress = Signal(object)
+    returned = Signal(object)
+    errored = Signal(object)  # the exception
+    finished = Signal()
+
+
+class FunctionWorker(QRunnable):
+    """Runs ``func(*args, **kwargs)`` once in a QThreadPool thread."""
+
+    def __init__(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+        self.setAutoDelete(False)
+        self.func, self.args, self.kwargs = func, args, dict(kwargs)
+        self.signals = WorkerSignals()
+        self.cancel_event = threading.Event()
+        self._done = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+        parameters = _parameters(func)
+        if "progress" in parameters and "progress" not in self.kwargs:
+            self.kwargs["progress"] = self.signals.progress.emit
+        if "cancel" in parameters and "cancel" not in self.kwargs:
+            self.kwargs["cancel"] = self.cancel_event
+
+    def start(self, pool: QThreadPool | None = None) -> "FunctionWorker":
+        """Queue the work on ``pool`` (the global pool by default)."""
+        with _ACTIVE_LOCK:
+            _ACTIVE.add(self)
+        (pool or QThreadPool.globalInstance()).start(self)
+        return self
+
+    def quit(self) -> None:
+        """Ask a cancellable function to stop (it checks the event between steps)."""
+        self.cancel_event.set()
+
+    @property
+    def is_running(self) -> bool:
+        return self in _ACTIVE and not self._done.is_set()
+
+    @property
+    def is_finished(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the function returned or raised (tests, shutdown). True when it did."""
+        return self._done.wait(timeout)
+
+    def run(self) -> None:  # QRunnable entry point, in the pool thread
+        self.signals.started.emit()
+        started = time.perf_counter()
+        try:
+            self.result = self.func(*self.args, **self.kwargs)
+        except Exception as exc:  # reported to the GUI, which shows a one-line message
+            self.error = exc
+            log.warning("%s failed: %s", getattr(self.func, "__name__", "worker"), _one_line(exc))
+            log.debug("traceback", exc_info=True)
+            self._done.set()
+            self.signals.errored.emit(exc)
+        else:
+            log.debug("%s took %.2f s", getattr(self.func, "__name__", "worker"), time.perf_counter() - started)
+            self._done.set()
+            self.signals.returned.emit(self.result)
+        finally:
+            self.signals.finished.emit()
+            with _ACTIVE_LOCK:
+                _ACTIVE.discard(self)
+
+
+def create_worker(
+    func: Callable[..., Any],
+    *args: Any,
+    _connect: Mapping[str, Callable[..., Any]] | None = None,
+    _start: bool = True,
+    **kwargs: Any,
+) -> FunctionWorker:
+    """A worker running ``func(*args, **kwargs)``; ``_connect`` maps signal names to slots (connected first)."""
+    worker = FunctionWorker(func, *args, **kwargs)
+    for name, slot in (_connect or {}).items():
+        getattr(worker.signals, name).connect(slot)
+    return worker.start() if _start else worker
+
+
+def active_workers() -> list[FunctionWorker]:
+    with _ACTIVE_LOCK:
+        return list(_ACTIVE)
+
+
+def stop_all(timeout_s: float = 5.0) -> bool:
+    """Cancel every running worker and wait for the pool to drain (application shutdown)."""
+    for worker in active_workers():
+        worker.quit()
+    return QThreadPool.globalInstance().waitForDone(int(timeout_s * 1000))
+
+
+# ----------------------------------------------------------------------------------------- the app's jobs
+
+
+def read_library_case(library: Any, case_id: int, limits: ReadLimits) -> Case:
+    """Re-read a catalogued case's pixels (worker thread). Files that do not say their modality (PNG, NIfTI,
+    video) read as "OT": the catalog's modality (given at indexing) is put back."""
+    case = library.read_case(case_id, limits)
+    if case.modality in ("", "OT"):
+        recorded = library.catalog.get_case(case_id).modality
+        if recorded:
+            case.modality = recorded
+    return case
+
+
+def read_file_case(path: Path, limits: ReadLimits) -> Case:
+    """Read the first case under a dropped file or folder (worker thread)."""
+    from engine.search import read_query_case
+
+    return read_query_case(Path(path), limits)
+
+
+def embed_and_search(library: Any, case: Case | None, case_id: int | None, k: int, filters: Any) -> list:
+    """Search the library with a catalogued case (its stored vector) or an in-memory case (embedded now)."""
+    from engine.search import search_by_case, search_by_clip_case
+
+    if case_id is not None:
+        return search_by_case(library, case_id, k=k, filters=filters)
+    if case is None:
+        raise ValueError("nothing to search with: open a case first")
+    return search_by_clip_case(library, case, k=k, filters=filters)
+
+
+def index_folders(
+    library: Any,
+    paths: Sequence[Path],
+    progress: Callable[[Any], None] | None = None,
+    cancel: threading.Event | None = None,
+    workers: int | None = None,
+    modality: str | None = None,
+) -> Any:
+    """Index files/folders into the library with progress and cancel (worker thread); returns the IndexReport.
+    ``modality`` is given to cases whose files do not say it (PNG, JPEG, NIfTI, video)."""
+    from engine.indexer import index_paths
+
+    return index_paths(library, [Path(p) for p in paths], progress=progress, cancel=cancel, workers=workers,
+                       modality=modality)
+
+
+def _parameters(func: Callable[..., Any]) -> set[str]:
+    try:
+        return set(inspect.signature(func).parameters)
+    except (TypeError, ValueError):
+        return set()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
