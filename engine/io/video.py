@@ -85,7 +85,8 @@ def _is_grey(frames: np.ndarray) -> bool:
     Lossy chroma leaves grey clips with a mean channel spread of 0-2 levels and a few pixels up to ~10; tinted
     or colour clips show a mean spread above 10. A tiny coloured overlay (< 0.1 % of pixels) still counts as grey.
     """
-    spread = frames.max(axis=-1).astype(np.int16) - frames.min(axis=-1)  # T H W
+    b, g, r = frames[..., 0], frames[..., 1], frames[..., 2]  # (max over a size-3 axis is slow in numpy)
+    spread = np.maximum(np.maximum(b, g), r).astype(np.int16) - np.minimum(np.minimum(b, g), r)  # T H W
     return bool(spread.mean() <= GREY_MEAN_SPREAD and (spread > GREY_PIXEL_SPREAD).mean() < 0.001)
 
 
