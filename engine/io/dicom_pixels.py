@@ -48,9 +48,22 @@ def check_limits(ds: Dataset, n_files: int, limits: ReadLimits, frames_used: int
         raise ReadError(f"refused: {decoded_bytes} decoded bytes exceed the limit {limits.max_decompressed_bytes}")
 
 
+JPEG_EXTENDED = "1.2.840.10008.1.2.4.51"
+
+
+def refuse_unsupported_codec(header: Dataset) -> None:
+    """Raise ReadError for syntaxes no shipped decoder handles (12-bit JPEG Extended needs GPL libjpeg)."""
+    syntax = str(getattr(getattr(header, "file_meta", None), "TransferSyntaxUID", ""))
+    if syntax == JPEG_EXTENDED and int(header.get("BitsStored", 8)) > 8:
+        raise ReadError(
+            "unsupported codec: 12-bit JPEG Extended (only the GPL pylibjpeg-libjpeg decodes it; not shipped)"
+        )
+
+
 def decode(path: Path, header: Dataset, frame_indices: Sequence[int] | None = None) -> np.ndarray:
     """Decoded frames ``F H W [C]`` of one file (every frame, or only ``frame_indices``), colour as RGB."""
     n_frames = number_of_frames(header)
+    refuse_unsupported_codec(header)
     try:
         if frame_indices is not None and n_frames > 1:
             frames = _decode_some(path, header, [int(i) for i in frame_indices])
