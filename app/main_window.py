@@ -113,6 +113,7 @@ class MainWindow(QMainWindow):
     caseShown = Signal(object)  # Case now in the viewer tab
     resultsShown = Signal(list)  # SearchResults in the grid
     compareShown = Signal()
+    indexProgress = Signal(object)  # IndexProgress, as shown on the progress bar
     indexingFinished = Signal(object)  # IndexReport (also when cancelled)
     errorShown = Signal(str)
 
@@ -448,6 +449,7 @@ class MainWindow(QMainWindow):
         name = Path(progress.current_path).name if progress.current_path else ""
         failed = f", {progress.n_failed} failed" if progress.n_failed else ""
         self.set_status(f"Indexing: {progress.stage} {name}{failed}")
+        self.indexProgress.emit(progress)
 
     def _index_done(self, report: Any) -> None:
         self._end_indexing()

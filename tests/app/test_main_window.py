@@ -159,10 +159,9 @@ def test_add_folder_indexes_in_background_and_lists_failures(qtbot, window: Main
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)  # header only: undecodable
     (folder / "truncated.nii.gz").write_bytes(b"\x1f\x8b\x08\x00garbage")
     progress = []
-    window.index_worker = None
+    window.indexProgress.connect(progress.append)
     with qtbot.waitSignal(window.indexingFinished, timeout=TIMEOUT) as blocker:
-        worker = window.add_paths([folder], workers=0, modality="XR")
-        worker.signals.progress.connect(progress.append)
+        window.add_paths([folder], workers=0, modality="XR")
         assert window.progress_bar.isVisible() and window.cancel_button.isVisible()
     report = blocker.args[0]
     assert not report.cancelled and report.n_added == 6 and report.n_failed == 2
@@ -186,15 +185,16 @@ def test_cancel_indexing_keeps_what_was_indexed(qtbot, window: MainWindow, tmp_p
         if progress.stage == "indexing" and progress.done >= 1:
             window.cancel_indexing()
 
+    window.indexProgress.connect(cancel_when_indexing)
     with qtbot.waitSignal(window.indexingFinished, timeout=TIMEOUT) as blocker:
-        worker = window.add_paths([folder], workers=0)
-        worker.signals.progress.connect(cancel_when_indexing)
+        window.add_paths([folder], workers=0)
     report = blocker.args[0]
     assert report.cancelled
     count = window.library.catalog.count_cases()
     assert count == report.n_added < 120
     assert "cancelled" in window.status_label.text().lower()
     assert not window.indexing
+    window.indexProgress.disconnect(cancel_when_indexing)
     # the library stays usable: a second run adds the rest, while the event loop keeps running
     ticks: list[float] = []
     timer = QTimer(window)
