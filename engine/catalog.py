@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, and_, create_engine, delete, event, func, or_, select
+from sqlalchemy import Engine, create_engine, delete, event, func, insert, or_, select, update
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from engine.catalog_schema import (
@@ -391,33 +391,48 @@ class Catalog:
         touched: Sequence[FileState] = (),
     ) -> list[tuple[int, bool]]:
         """One transaction: upsert ``cases`` with their embeddings (``vectors [N, D]``), delete stale cases,
-        record failures, refresh the stat of files whose content did not change. Returns ``(id, created)``."""
+        record failures, refresh the stat of files whose content did not change. Returns ``(id, created)``.
+
+        A case is identified by (unit_key, uid); an updated case keeps its id and loses its old files,
+        embeddings (of every model: the content changed) and thumbnail."""
         now = time.time()
         out: list[tuple[int, bool]] = []
         with self.session() as session:
-            stale = set(int(i) for i in delete_ids)
+            existing = self._existing_ids(session, cases)
+            files, embeddings, thumbnails = [], [], []
             for i, new in enumerate(cases):
-                row, created = self._upsert_case(session, new, now)
-                stale.discard(row.id)
+                values = _case_values(new, now)
+                case_id = existing.get((new.unit_key, new.uid))
+                if case_id is None:
+                    result = session.execute(insert(CaseRow).values(added_at=now, **values))
+                    case_id = int(result.inserted_primary_key[0])
+                    existing[(new.unit_key, new.uid)] = case_id
+                    out.append((case_id, True))
+                else:
+                    session.execute(update(CaseRow).where(CaseRow.id == case_id).values(**values))
+                    for table in (SourceFileRow, EmbeddingRow, ThumbnailRow):
+                        session.execute(delete(table).where(table.case_id == case_id))
+                    out.append((case_id, False))
+                files += [dict(case_id=case_id, path=f.path, size=f.size, mtime=f.mtime, fingerprint=f.fingerprint)
+                          for f in new.files]
                 if vectors is not None:
-                    session.merge(
-                        EmbeddingRow(case_id=row.id, model_id=model_id, dim=int(vectors.shape[1]),
-                                     vector=vector_to_blob(vectors[i]))
-                    )
+                    embeddings.append(dict(case_id=case_id, model_id=model_id, dim=int(vectors.shape[1]),
+                                           vector=vector_to_blob(vectors[i])))
                 if new.thumbnail is not None:
-                    session.merge(ThumbnailRow(case_id=row.id, png=new.thumbnail))
-                out.append((row.id, created))
-            if stale:
-                for chunk in _chunks(sorted(stale)):
-                    session.execute(delete(CaseRow).where(CaseRow.id.in_(chunk)))
-            good_paths = [f.path for new in cases for f in new.files]
-            for chunk in _chunks(good_paths):
+                    thumbnails.append(dict(case_id=case_id, png=new.thumbnail))
+            for table, rows in ((SourceFileRow, files), (EmbeddingRow, embeddings), (ThumbnailRow, thumbnails)):
+                if rows:
+                    session.execute(insert(table), rows)
+            stale = set(int(i) for i in delete_ids) - {case_id for case_id, _ in out}
+            for chunk in _chunks(sorted(stale)):
+                session.execute(delete(CaseRow).where(CaseRow.id.in_(chunk)))
+            for chunk in _chunks([f["path"] for f in files]):
                 session.execute(delete(FailureRow).where(FailureRow.path.in_(chunk)))
             for failure in failures:
                 self._record_failure(session, failure, now)
             for state in touched:
                 session.execute(
-                    SourceFileRow.__table__.update()
+                    update(SourceFileRow)
                     .where(SourceFileRow.path == state.path, SourceFileRow.fingerprint == state.fingerprint)
                     .values(size=state.size, mtime=state.mtime)
                 )
@@ -487,26 +502,13 @@ class Catalog:
         return out
 
     @staticmethod
-    def _upsert_case(session: Session, new: NewCase, now: float) -> tuple[CaseRow, bool]:
-        row = session.scalar(select(CaseRow).where(and_(CaseRow.unit_key == new.unit_key, CaseRow.uid == new.uid)))
-        created = row is None
-        if row is None:
-            row = CaseRow(uid=new.uid, unit_key=new.unit_key, added_at=now)
-            session.add(row)
-        else:  # content changed: embeddings of every model are stale
-            session.execute(delete(EmbeddingRow).where(EmbeddingRow.case_id == row.id))
-            row.files.clear()
-        for name in ("kind", "modality", "body_part", "patient_id", "patient_name", "study_uid", "series_uid",
-                     "study_date", "description", "fingerprint", "reader"):
-            setattr(row, name, getattr(new, name))
-        row.shape = json.dumps(new.shape)
-        row.n_files = len(new.files)
-        row.updated_at = now
-        session.flush()  # row.id; old file rows deleted before the new ones are inserted
-        row.files.extend(
-            SourceFileRow(path=f.path, size=f.size, mtime=f.mtime, fingerprint=f.fingerprint) for f in new.files
-        )
-        return row, created
+    def _existing_ids(session: Session, cases: Sequence[NewCase]) -> dict[tuple[str, str], int]:
+        unit_keys = sorted({c.unit_key for c in cases})
+        found: dict[tuple[str, str], int] = {}
+        for chunk in _chunks(unit_keys):
+            query = select(CaseRow.unit_key, CaseRow.uid, CaseRow.id).where(CaseRow.unit_key.in_(chunk))
+            found.update(((unit_key, uid), case_id) for unit_key, uid, case_id in session.execute(query))
+        return found
 
     @staticmethod
     def _record_failure(session: Session, failure: Failure, now: float) -> None:
@@ -534,6 +536,16 @@ def _restrict_permissions(db_path: Path) -> None:
             os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
         except OSError:
             pass
+
+
+def _case_values(new: NewCase, now: float) -> dict[str, Any]:
+    return dict(
+        uid=new.uid, unit_key=new.unit_key, kind=new.kind, modality=new.modality, body_part=new.body_part,
+        patient_id=new.patient_id, patient_name=new.patient_name, study_uid=new.study_uid,
+        series_uid=new.series_uid, study_date=new.study_date, description=new.description,
+        shape=json.dumps(new.shape), n_files=len(new.files), fingerprint=new.fingerprint, reader=new.reader,
+        updated_at=now,
+    )
 
 
 def _record(row: CaseRow, thumbnail: bytes | None) -> CaseRecord:

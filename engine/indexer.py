@@ -47,6 +47,7 @@ from engine.thumbnails import make_thumbnail
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 32  # cases per embedding batch and per catalog transaction
+POOL_MIN_UNITS = 8  # fewer units to read than this: read in this process (starting workers costs seconds)
 PROGRESS_INTERVAL_S = 0.1  # at most ~10 progress callbacks a second
 UNKNOWN_MODALITIES = ("", "OT")
 
@@ -168,18 +169,19 @@ def _encoder_for(library: Library, reembed: bool) -> Encoder:
 
 
 class _Throttle:
-    """Calls the progress callback at most every ``PROGRESS_INTERVAL_S`` (always when forced)."""
+    """Calls the progress callback at most every ``PROGRESS_INTERVAL_S``; always on a new stage or when forced."""
 
     def __init__(self, callback: Callable[[IndexProgress], None] | None) -> None:
         self._callback = callback
         self._last = 0.0
+        self._stage = ""
 
     def __call__(self, state: IndexProgress, force: bool = False) -> None:
         if self._callback is None:
             return
         now = time.monotonic()
-        if force or now - self._last >= PROGRESS_INTERVAL_S:
-            self._last = now
+        if force or state.stage != self._stage or now - self._last >= PROGRESS_INTERVAL_S:
+            self._last, self._stage = now, state.stage
             self._callback(state)
 
 
@@ -317,7 +319,7 @@ class _Run:
 
     def _prepared(self, pending: list[_Pending], workers: int, params: PreprocessParams
                   ) -> Iterator[tuple[_Pending, _Prepared]]:
-        if workers <= 0:
+        if workers <= 0 or len(pending) < POOL_MIN_UNITS:
             for item in pending:
                 if self.cancel.is_set():
                     return
@@ -426,8 +428,12 @@ def prepare_unit(unit: SourceUnit, limits: ReadLimits, params: PreprocessParams,
         except Exception as exc:  # noqa: BLE001 (bad pixels fail that case, never the run)
             failures.append(Failure(item.path, f"cannot preprocess ({type(exc).__name__}: {exc})"[:300]))
             continue
-        cases.append(cases_clip[0])
-        clips.append(cases_clip[1])
+        new, clip = cases_clip
+        seen = sum(1 for c in cases if c.uid.split("#")[0] == new.uid)
+        if seen:  # one unit holding several cases with one uid (e.g. two stacks of a series): keep both
+            new.uid = f"{new.uid}#{seen + 1}"
+        cases.append(new)
+        clips.append(clip)
     return _Prepared(unit, cases, clips, failures)
 
 

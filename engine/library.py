@@ -224,9 +224,11 @@ def read_record(record: CaseRecord, limits: ReadLimits = DEFAULT_LIMITS) -> Case
         raise LibraryError(f"{missing[0] if missing else record.path}: source file missing (case {record.id})")
     results = read_unit(SourceUnit(record.reader, files, record.unit_key), limits)
     cases = [r for r in results if isinstance(r, Case)]
-    for case in cases:
-        if (case.uid or str(case.path)) == record.uid:
-            return case
+    base, _, nth = record.uid.partition("#")  # "#2": the second case of the unit with that uid
+    same_uid = [c for c in cases if (c.uid or str(c.path)) == base]
+    index = int(nth) - 1 if nth.isdigit() else 0
+    if 0 <= index < len(same_uid):
+        return same_uid[index]
     if len(cases) == 1:
         return cases[0]
     reasons = "; ".join(f.reason for f in results if isinstance(f, Failure)) or "case no longer in its files"

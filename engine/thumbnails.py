@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from engine.io.case import Case
-from engine.preprocess import pixel_aspect, resize_and_pad
+from engine.preprocess import fit_size, pixel_aspect, resize_and_pad
 
 CT_WINDOW = (-160.0, 240.0)  # HU, a soft-tissue window (level 40, width 400)
 PERCENTILES = (1.0, 99.0)
@@ -39,11 +39,15 @@ def window_to_uint8(frame: np.ndarray, case: Case) -> np.ndarray:
 
 def make_thumbnail(case: Case, size: int = 128) -> bytes:
     """PNG bytes of a ``size`` x ``size`` thumbnail of the case."""
-    frame = window_to_uint8(middle_frame(case), case)  # H W [3]
+    frame = np.asarray(middle_frame(case), dtype=np.float32)  # H W [3]
     if frame.ndim == 2:
         frame = frame[..., None]
-    square = resize_and_pad(frame[None].astype(np.float32), size, pixel_aspect(case))[0]  # S S C
-    square = np.clip(square + 0.5, 0, 255).astype(np.uint8)
+    fitted = resize_and_pad(frame[None], size, pixel_aspect(case))[0]  # S S C, zero padding
+    h, w = fit_size(frame.shape[0], frame.shape[1], size, pixel_aspect(case))
+    top, left = (size - h) // 2, (size - w) // 2
+    square = np.zeros((size, size, frame.shape[-1]), np.uint8)
+    # window on the resized picture only (cheap, and the padding does not shift the percentiles)
+    square[top : top + h, left : left + w] = window_to_uint8(fitted[top : top + h, left : left + w], case)
     if square.shape[-1] == 3:
         square = cv2.cvtColor(square, cv2.COLOR_RGB2BGR)
     ok, png = cv2.imencode(".png", square)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import signal
@@ -171,7 +172,7 @@ def test_progress_is_throttled_and_ends_with_done(library: Library, files: Path)
     index_paths(library, [files], workers=0, progress=states.append)
     elapsed = time.monotonic() - started
     assert states[-1].stage == "done"
-    assert len(states) <= elapsed * 10 + 4  # ~10/s plus the forced ones
+    assert len(states) <= elapsed * 10 + 6  # ~10/s, plus one per stage change and the final ones
     assert {"indexing", "done"} <= {s.stage for s in states}
 
 
@@ -259,3 +260,25 @@ def test_real_subset_indexes_every_kind(subset_library: tuple[Path, list, Path])
     assert set(stats["by_kind"]) == {"image2d", "volume", "video"}
     assert set(stats["by_modality"]) == {"XR", "MR", "CT", "US"}
     assert stats["failures"] == 0
+
+
+def test_one_unit_with_two_cases_of_one_uid_keeps_both(library: Library, files: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.indexer as indexer
+    from engine.io.scan import read_unit
+
+    def two_stacks(unit, limits):  # noqa: ANN001, ANN202  (a series holding two stacks with one uid)
+        cases = read_unit(unit, limits)
+        twin = copy.deepcopy(cases[0])
+        twin.pixels = 255 - twin.pixels
+        for case in (cases[0], twin):
+            case.uid = "1.2.3.series"
+        return [cases[0], twin]
+
+    monkeypatch.setattr(indexer, "read_unit", two_stacks)
+    report = index_paths(library, [next(files.glob("disc/*.png"))], workers=0)
+    assert report.n_added == 2
+    uids = sorted(r.uid for r in library.catalog.list_cases())
+    assert uids == ["1.2.3.series", "1.2.3.series#2"]
+    monkeypatch.undo()
+    assert index_paths(library, [next(files.glob("disc/*.png"))], workers=0).n_unchanged == 2
