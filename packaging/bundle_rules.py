@@ -100,7 +100,6 @@ GUI_ONLY_MODULES: tuple[str, ...] = ("PySide6", "shiboken6", "vtkmodules", "vtk"
 CLI_HIDDEN_IMPORTS: tuple[str, ...] = (
     "resources",  # importlib.resources.files("resources") finds the bundled model
     "openjpeg",  # pydicom -> pylibjpeg -> openjpeg (JPEG 2000 DICOM)
-    "libjpeg",  # pydicom -> pylibjpeg -> libjpeg (JPEG baseline/extended/lossless, JPEG-LS DICOM)
     "jpeg_ls",  # pydicom -> pyjpegls (JPEG-LS DICOM)
     "gdcm",  # pydicom -> python-gdcm (JPEG baseline/lossless DICOM)
     "sqlalchemy.dialects.sqlite",
@@ -120,7 +119,6 @@ APP_HIDDEN_IMPORTS: tuple[str, ...] = CLI_HIDDEN_IMPORTS + (
 METADATA_DISTRIBUTIONS: tuple[str, ...] = (
     "pylibjpeg",
     "pylibjpeg-openjpeg",
-    "pylibjpeg-libjpeg",
     "pyjpegls",
     "python-gdcm",
 )
@@ -161,14 +159,19 @@ def prune_toc(entries: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]
     return kept
 
 
-# VTK's wheels ship their libraries with symbols (libvtkCommonCore.so: 94 MiB, 59 MiB stripped). Only these are
-# stripped: auditwheel-patched libraries (numpy.libs, opencv_python_headless.libs...) break when stripped
-# ("ELF load command address/offset not page-aligned").
-_STRIPPED_DEST_RE = re.compile(r"^vtkmodules/[^/]+\.so(\.[0-9.]+)?$")
+# Libraries shipped with their symbols, stripped in the bundle: VTK (libvtkCommonCore.so: 94 -> 59 MiB), libpython,
+# numkong/usearch (the vector index), the JPEG / JPEG 2000 codecs. Not the others: auditwheel-patched libraries
+# (numpy.libs/libscipy_openblas...) break when stripped ("ELF load command address/offset not page-aligned"); each
+# library listed here is loaded by the smoke test of the built app.
+_STRIPPED_DEST_RE = re.compile(
+    r"^(vtkmodules/[^/]+\.so(\.[0-9.]+)?|libpython3\.[0-9]+\.so[0-9.]*|numkong/_numkong\.[^/]+\.so|"
+    r"usearch/compiled\.[^/]+\.so|_openjpeg\.[^/]+\.so)$"
+)
 
 
-def strip_vtk_binaries(entries: list[tuple[str, str, str]], workdir: Path) -> list[tuple[str, str, str]]:
-    """The TOC with each VTK library replaced by a stripped copy under ``workdir`` (unchanged without ``strip``)."""
+def strip_binaries(entries: list[tuple[str, str, str]], workdir: Path) -> list[tuple[str, str, str]]:
+    """The TOC with each library of the strip list replaced by a stripped copy under ``workdir`` (unchanged where
+    the ``strip`` tool is missing)."""
     strip = shutil.which("strip")
     if strip is None:
         return entries
@@ -185,7 +188,13 @@ def strip_vtk_binaries(entries: list[tuple[str, str, str]], workdir: Path) -> li
     return out
 
 
-_FORBIDDEN_LIB_RE = re.compile(r"(^|/)(libtorch[^/]*|libc10[^/]*|_tkinter[^/]*|libtk\d[^/]*|libtcl\d[^/]*)$")
+# Files of the forbidden modules that do not sit under a folder of the module's name, and pylibjpeg-libjpeg (GPL,
+# dropped from the product: it must not come back through a stale environment). Its module ``libjpeg`` is matched
+# by name only, so the system's libjpeg.so.62 (Qt's JPEG plug-in needs it) is not mistaken for it.
+_FORBIDDEN_LIB_RE = re.compile(
+    r"(^|/)(libtorch[^/]*|libc10[^/]*|_tkinter[^/]*|libtk\d[^/]*|libtcl\d[^/]*|_libjpeg\.[^/]*)$"
+    r"|^libjpeg(\.(?!so\b)[A-Za-z_]\w*)*$|^libjpeg/"
+)
 
 
 def forbidden_files(names: Iterable[str]) -> list[str]:

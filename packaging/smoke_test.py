@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
+import json
 import os
 import platform
 import re
@@ -72,6 +73,20 @@ def network_prefix() -> list[str]:
     return []
 
 
+def evict_page_cache(folder: Path) -> bool:
+    """Drop the bundle's files from the OS page cache (a true cold start of the next run); False where unsupported."""
+    if not hasattr(os, "posix_fadvise"):
+        return False
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+    return True
+
+
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     """Every file and link under ``folder`` -> (size, mtime_ns): compared before/after to prove nothing changed."""
     out = {}
@@ -107,12 +122,13 @@ def pick_real_cases(data: Path, dest: Path) -> tuple[list[Path], Path]:
         if modality == "xray" and len(candidates) > n:
             query = data / candidates[n]["path"]
     formats = data / "formats" / "manifest.csv"
-    if formats.is_file():  # a compressed (JPEG 2000) vendor DICOM series: exercises the bundled codecs
-        for row in csv.DictReader(formats.open()):
-            src = data / "formats" / row["path"]
-            if src.is_dir() and any(f.name.startswith("jp2k") for f in src.iterdir()):
-                copied.append(_copy(src, dest / "dicom_j2k"))
-                break
+    if formats.is_file():  # compressed vendor DICOM series (JPEG 2000, JPEG): exercise the bundled codecs
+        for codec in ("jp2k", "jpg"):
+            for row in csv.DictReader(formats.open()):
+                src = data / "formats" / row["path"]
+                if src.is_dir() and any(f.name.startswith(codec) for f in src.iterdir()):
+                    copied.append(_copy(src, dest / f"dicom_{codec}"))
+                    break
     assert query is not None, "no X-ray left for the query"
     return copied, query
 
@@ -179,6 +195,8 @@ def run_step(run: SmokeRun, name: str, command: list[str], env: dict[str, str], 
         rc, output = -9, f"TIMEOUT after {timeout} s\n{exc.stdout or ''}{exc.stderr or ''}"
     seconds = time.perf_counter() - start
     problem = None if rc == 0 else f"exit status {rc}"
+    if problem is None and "Traceback (most recent call last)" in output:
+        problem = "a Python traceback in the output"
     if problem is None and check is not None:
         problem = check(output)
     step = Step(name, command, seconds, rc, problem is None, output[-3000:], problem or "", started_epoch)
@@ -187,15 +205,18 @@ def run_step(run: SmokeRun, name: str, command: list[str], env: dict[str, str], 
     return step
 
 
-def timed_repeats(run: SmokeRun, name: str, command: list[str], env: dict[str, str], repeats: int = 3) -> None:
-    """First run (cold as far as the page cache allows) then the median of ``repeats`` warm runs."""
-    first = run_step(run, f"{name} (first run)", command, env)
+def timed_repeats(run: SmokeRun, name: str, command: list[str], env: dict[str, str], repeats: int = 3,
+                  cold_folder: Path | None = None) -> None:
+    """A cold run (``cold_folder`` evicted from the page cache first) then the median of ``repeats`` warm runs."""
+    cold = cold_folder is not None and evict_page_cache(cold_folder)
+    first = run_step(run, f"{name} ({'cold' if cold else 'first'} run)", command, env)
     warm = []
     for _ in range(repeats):
         start = time.perf_counter()
         subprocess.run(command, env=env, capture_output=True)
         warm.append(time.perf_counter() - start)
-    run.facts[f"{name}: first run"] = f"{first.seconds:.2f} s"
+    run.facts[f"{name}: {'cold run (bundle evicted from page cache)' if cold else 'first run'}"] = \
+        f"{first.seconds:.2f} s"
     run.facts[f"{name}: warm median of {repeats}"] = f"{statistics.median(warm):.2f} s"
 
 
@@ -240,36 +261,27 @@ def smoke(dist: Path, screenshot: Path, gui: bool = True) -> SmokeRun:
         if data is not None:
             cases, query = pick_real_cases(data, cases_dir)
             run.facts["cases"] = f"{len(cases)} real files/series from {data.name}/ (xray, ultrasound png+mp4, " \
-                                 "ct nii.gz + DICOM, mri jpg, JPEG 2000 DICOM)"
+                                 "ct nii.gz + DICOM, mri jpg, JPEG 2000 + JPEG DICOM)"
         else:
             cases, query = make_synthetic_cases(cases_dir)
             run.facts["cases"] = f"{len(cases)} generated PNG/NIfTI files (shared data absent)"
 
-        timed_repeats(run, "m3ret --help", [*prefix, str(cli), "--help"], env)
+        timed_repeats(run, "m3ret --help", [*prefix, str(cli), "--help"], env, cold_folder=dist)
         run_step(run, "m3ret index", [*prefix, str(cli), "index", str(cases_dir)], env,
                  check=lambda out: None if (tmp / "m3ret_home").is_dir() else "nothing written under M3RET_HOME")
         timed_repeats(run, "m3ret stats", [*prefix, str(cli), "stats"], env)
-        run_step(run, "m3ret search", [*prefix, str(cli), "search", str(query), "-k", "5"], env,
-                 check=lambda out: None if str(cases_dir) in out or "cases" in out else "no result paths printed")
+        run_step(run, "m3ret search", [*prefix, str(cli), "search", str(query), "-k", "5", "--json"], env,
+                 check=lambda out: _check_results(out, cases_dir))
         if gui:
-            gui_env = env | {"QT_QPA_PLATFORM": "offscreen", "VTK_DEFAULT_OPENGL_WINDOW": "vtkOSOpenGLRenderWindow"}
-            screenshot.parent.mkdir(parents=True, exist_ok=True)
-            screenshot.unlink(missing_ok=True)
-            step = run_step(
-                run, "m3ret-app (offscreen, screenshot)",
-                [*prefix, str(app), "--screenshot", str(screenshot), "--quit-after-ms", str(GUI_QUIT_AFTER_MS),
-                 str(query)],
-                gui_env, check=lambda out: _check_png(screenshot), timeout=300,
-            )
-            run.facts["GUI start to exit (incl. quit-after-ms)"] = f"{step.seconds:.2f} s"
-            run.facts["GUI start to first shown window"] = _time_to_shown(step) or \
-                f"~{max(0.0, step.seconds - GUI_QUIT_AFTER_MS / 1000):.2f} s (start-to-exit minus quit-after-ms)"
+            run_gui(run, app, [*prefix], env, screenshot, query, dist)
         run.facts["written under M3RET_HOME"] = ", ".join(sorted(
             p.relative_to(tmp / "m3ret_home").as_posix() for p in (tmp / "m3ret_home").glob("*/*")
         )) or "nothing"
         stray = sorted(p.relative_to(fake_home).as_posix() for p in fake_home.rglob("*") if p.is_file()) \
             if fake_home.exists() else []
         run.facts["written under HOME outside M3RET_HOME"] = ", ".join(stray[:10]) or "nothing"
+        run.steps.append(Step("nothing written under HOME outside M3RET_HOME", ["find", str(fake_home)], 0.0, 0,
+                              not stray, "", f"stray files: {stray[:5]}" if stray else ""))
 
     after = snapshot(dist)
     changed = sorted(set(before.items()) ^ set(after.items()))
@@ -277,6 +289,39 @@ def smoke(dist: Path, screenshot: Path, gui: bool = True) -> SmokeRun:
                           f"changed: {[name for name, _ in changed][:10]}" if changed else ""))
     print(f"[{'ok' if not changed else 'FAIL'}] dist/m3ret unchanged", flush=True)
     return run
+
+
+def run_gui(run: SmokeRun, app: Path, prefix: list[str], env: dict[str, str], screenshot: Path, query: Path,
+            dist: Path) -> None:
+    """Start the GUI offscreen twice (bundle evicted from the page cache, then warm) with the query file; each run
+    saves a screenshot after ``GUI_QUIT_AFTER_MS`` and quits."""
+    gui_env = env | {"QT_QPA_PLATFORM": "offscreen", "VTK_DEFAULT_OPENGL_WINDOW": "vtkOSOpenGLRenderWindow"}
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    for attempt in ("cold", "warm"):
+        screenshot.unlink(missing_ok=True)
+        label = attempt if attempt == "warm" or evict_page_cache(dist) else "first"
+        step = run_step(
+            run, f"m3ret-app offscreen + screenshot ({label})",
+            [*prefix, str(app), "--screenshot", str(screenshot), "--quit-after-ms", str(GUI_QUIT_AFTER_MS),
+             str(query)],
+            gui_env, check=lambda out: _check_png(screenshot), timeout=300,
+        )
+        run.facts[f"GUI start to first shown window ({label})"] = _time_to_shown(step) or \
+            f"~{max(0.0, step.seconds - GUI_QUIT_AFTER_MS / 1000):.2f} s (start-to-exit minus quit-after-ms)"
+        run.facts[f"GUI start to exit, incl. {GUI_QUIT_AFTER_MS} ms wait ({label})"] = f"{step.seconds:.2f} s"
+
+
+def _check_results(output: str, cases_dir: Path) -> str | None:
+    """None when ``m3ret search --json`` printed results pointing at indexed files, else what is wrong."""
+    try:
+        results = json.loads(output[output.index("{"):])["results"]
+    except (ValueError, KeyError) as exc:
+        return f"no JSON results ({exc})"
+    if not results:
+        return "no results"
+    if not all(str(cases_dir) in json.dumps(r) for r in results):
+        return "a result outside the indexed folder"
+    return None
 
 
 def _check_png(path: Path) -> str | None:

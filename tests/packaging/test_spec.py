@@ -148,6 +148,8 @@ def test_forbidden_files_finds_torch_in_modules_and_files() -> None:
         "lib-dynload/_tkinter.cpython-311-x86_64-linux-gnu.so",
         "onnx/onnx_cpp2py_export.cpython-311-x86_64-linux-gnu.so",
         "trainer.export",
+        "_libjpeg.cpython-311-x86_64-linux-gnu.so",  # pylibjpeg-libjpeg is GPL: dropped from the product
+        "libjpeg.utils",
     ]
     good = [
         "onnxruntime/capi/libonnxruntime.so.1",
@@ -157,6 +159,8 @@ def test_forbidden_files_finds_torch_in_modules_and_files() -> None:
         "vtkmodules/libvtkRenderingOpenGL2.so",
         "engine.encoder",
         "resources/models/m3ret-default.onnx",
+        "libjpeg.so.62",  # the system JPEG library Qt's plug-in links
+        "PySide6/Qt/plugins/imageformats/libqjpeg.so",
     ]
     assert rules.forbidden_files(bad) == bad
     assert rules.forbidden_files(good) == []
