@@ -176,21 +176,29 @@ def test_progress_is_throttled_and_ends_with_done(library: Library, files: Path)
     assert {"indexing", "done"} <= {s.stage for s in states}
 
 
-def test_cancel_leaves_a_consistent_catalog_and_a_rerun_completes(library: Library, files: Path,
-                                                                  tiny_model: Path) -> None:
+def test_cancel_leaves_a_consistent_catalog_and_a_rerun_completes(library: Library, files: Path, tiny_model: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.indexer as indexer
+
     cancel = threading.Event()
+    read = indexer.prepare_unit
+    calls: list[int] = []
 
-    def stop_early(state: IndexProgress) -> None:
-        if state.stage == "indexing" and state.done >= 2:
+    def read_then_cancel(*args, **kw):  # noqa: ANN002, ANN003, ANN202  (a user pressing Cancel mid-run)
+        calls.append(1)
+        if len(calls) == 5:
             cancel.set()
+        return read(*args, **kw)
 
-    report = index_paths(library, [files], workers=0, batch_size=2, cancel=cancel, progress=stop_early)
-    assert report.cancelled and 0 < report.n_added < 12
+    monkeypatch.setattr(indexer, "prepare_unit", read_then_cancel)
+    report = index_paths(library, [files], workers=0, batch_size=2, cancel=cancel)
+    assert report.cancelled and report.n_added == 4  # two committed batches; the half-full third is dropped
+    monkeypatch.undo()
     library.close()
-    assert assert_consistent(library.path) == report.n_added
+    assert assert_consistent(library.path) == 4
     with Library.open(library.path, model_path=tiny_model) as lib:
         again = index_paths(lib, [files], workers=0)
-    assert again.n_unchanged == report.n_added and again.n_added == 12 - report.n_added
+    assert (again.n_unchanged, again.n_added) == (4, 8)
     assert assert_consistent(library.path) == 12
 
 
