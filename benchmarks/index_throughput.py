@@ -146,16 +146,24 @@ def bench_kind(kind: str, files: list[Path], model: Path, workers: int, threads:
 
 
 def random_init_model(arch: str, folder: Path) -> Path:
-    """Export an untrained trainer ViT (same compute as a trained one) to ONNX."""
-    import torch
+    """Export an untrained trainer ViT (same compute as a trained one) to ONNX, in a child process so that torch
+    does not inflate this process's memory figures."""
+    import subprocess
 
-    from trainer.export import export_onnx
-    from trainer.model import ARCHS, VisionTransformer
-
-    spec = ARCHS[arch]
-    torch.manual_seed(0)
-    encoder = VisionTransformer(embed_dim=spec.embed_dim, depth=spec.depth, num_heads=spec.num_heads)
-    return export_onnx(encoder, folder / f"{arch}-random.onnx", arch=arch, model_id=f"bench-{arch}-random-init")
+    out = folder / f"{arch}-random.onnx"
+    code = (
+        "import sys, torch\n"
+        "from pathlib import Path\n"
+        "from trainer.export import export_onnx\n"
+        "from trainer.model import ARCHS, VisionTransformer\n"
+        "spec = ARCHS[sys.argv[1]]\n"
+        "torch.manual_seed(0)\n"
+        "enc = VisionTransformer(embed_dim=spec.embed_dim, depth=spec.depth, num_heads=spec.num_heads)\n"
+        "export_onnx(enc, Path(sys.argv[2]), arch=sys.argv[1], model_id=f'bench-{sys.argv[1]}-random-init')\n"
+    )
+    repo = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-c", code, arch, str(out)], cwd=repo, check=True, capture_output=True)
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -174,8 +182,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if data is None:
         print("index_throughput: shared data not found (set M3RET_DATA)", file=sys.stderr)
         return 2
-    tmp_models = Path(tempfile.mkdtemp(prefix="m3ret-bench-model-"))
-    model = args.model or (random_init_model(args.random_init, tmp_models) if args.random_init else default_model_path())
+    with tempfile.TemporaryDirectory(prefix="m3ret-bench-model-") as tmp_models:
+        model = args.model or (
+            random_init_model(args.random_init, Path(tmp_models)) if args.random_init else default_model_path()
+        )
+        return run(args, data, model)
+
+
+def run(args: argparse.Namespace, data: Path, model: Path) -> int:
+    """Benchmark every requested kind with ``model``; print the table and write the JSON."""
     if not model.is_file():
         print(f"index_throughput: model not found: {model} (pass --model or --random-init vit_tiny)", file=sys.stderr)
         return 2

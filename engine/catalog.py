@@ -444,6 +444,19 @@ class Catalog:
             for failure in failures:
                 self._record_failure(session, failure, now)
 
+    def clear_failures_under(self, roots: Sequence[Path | str], keep: Sequence[str] = ()) -> int:
+        """Forget failures at or under ``roots`` except the ``keep`` paths; returns how many were removed."""
+        kept = set(keep)
+        removed = 0
+        with self.session() as session:
+            for root in roots:
+                text_root = str(root)
+                cond = or_(FailureRow.path == text_root, FailureRow.path.like(_like_prefix(text_root), escape="\\"))
+                paths = [p for p in session.scalars(select(FailureRow.path).where(cond)) if p not in kept]
+                for chunk in _chunks(paths):
+                    removed += int(session.execute(delete(FailureRow).where(FailureRow.path.in_(chunk))).rowcount or 0)
+        return removed
+
     def remove_cases(self, case_ids: Iterable[int]) -> int:
         """Delete cases (with their files, embeddings, thumbnails); returns how many existed."""
         ids = sorted(set(int(i) for i in case_ids))

@@ -47,6 +47,7 @@ from engine.thumbnails import make_thumbnail
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 32  # cases per embedding batch and per catalog transaction
+MAX_BATCH_BYTES = 64 * 2**20  # clips held before a batch is embedded (about 20 volume/video clips)
 POOL_MIN_UNITS = 8  # fewer units to read than this: read in this process (starting workers costs seconds)
 PROGRESS_INTERVAL_S = 0.1  # at most ~10 progress callbacks a second
 UNKNOWN_MODALITIES = ("", "OT")
@@ -128,8 +129,8 @@ def index_paths(
     """Index ``paths`` (files or folders) into ``library``; see the module docstring.
 
     ``workers=0`` reads in this process (no pool). ``reembed=True`` switches the library to its encoder's model
-    (when it differs) and re-embeds every case; with no ``paths`` it re-embeds the catalogued cases from their
-    source files. ``modality`` is given to cases whose reader does not know theirs ("OT", e.g. PNG or NIfTI).
+    (when it differs) and re-reads and re-embeds every case under ``paths``, changed or not; with no ``paths``,
+    every catalogued case from its source files. ``modality`` is given to cases whose reader does not know theirs ("OT", e.g. PNG or NIfTI).
     """
     started = time.monotonic()
     cancel = cancel or threading.Event()
@@ -137,7 +138,7 @@ def index_paths(
     notify = _Throttle(progress)
     encoder = _encoder_for(library, reembed)
     roots = [Path(p).expanduser().absolute() for p in paths]
-    run = _Run(library, encoder, report, notify, cancel, limits, batch_size, modality)
+    run = _Run(library, encoder, report, notify, cancel, limits, batch_size, modality, force=reembed)
 
     if roots:
         units = run.discover(roots)
@@ -149,6 +150,8 @@ def index_paths(
     if prune and roots and not cancel.is_set():
         run.prune(roots)
     run.flush_records()
+    if roots and not cancel.is_set():  # what failed before under these paths and did not fail now is resolved
+        library.catalog.clear_failures_under(roots, keep=[str(f.path) for f in report.failures])
     notify(IndexProgress(report.n_embedded, None, "", "saving", report.n_failed, report.n_unchanged), force=True)
     library.save_index()
     report.cancelled = cancel.is_set()
@@ -189,7 +192,8 @@ class _Run:
     """The state of one indexing run (the parent process's side: classification, embedding, writing)."""
 
     def __init__(self, library: Library, encoder: Encoder, report: IndexReport, notify: _Throttle,
-                 cancel: threading.Event, limits: ReadLimits, batch_size: int, modality: str | None) -> None:
+                 cancel: threading.Event, limits: ReadLimits, batch_size: int, modality: str | None,
+                 force: bool = False) -> None:
         self.library = library
         self.catalog = library.catalog
         self.encoder = encoder
@@ -200,6 +204,7 @@ class _Run:
         self.limits = limits
         self.batch_size = max(1, batch_size)
         self.modality = modality.upper() if modality else None
+        self.force = force  # re-read and re-embed even unchanged units
         self.seen: set[int] = set()  # case ids found (unchanged or written) in this run
         self.total = 0
         self.done = 0
@@ -253,7 +258,7 @@ class _Run:
                 if self.cancel.is_set():
                     return pending
                 owners = {cid for f in unit.files for cid, _ in states.get(str(f), [])}
-                if self._unchanged(unit, states, owners, owner_files, embedded):
+                if not self.force and self._unchanged(unit, states, owners, owner_files, embedded):
                     self.seen |= owners
                     self.report.n_unchanged += len(owners)
                     self.done += 1
@@ -308,11 +313,14 @@ class _Run:
     def read_and_write(self, pending: list[_Pending], workers: int) -> None:
         params = self.encoder.params
         batch: list[tuple[_Pending, _Prepared]] = []
+        n_cases = n_bytes = 0
         for item in self._prepared(pending, workers, params):
             batch.append(item)
-            if sum(len(p.cases) for _, p in batch) >= self.batch_size:
+            n_cases += len(item[1].cases)
+            n_bytes += sum(clip.nbytes for clip in item[1].clips)
+            if n_cases >= self.batch_size or n_bytes >= MAX_BATCH_BYTES:
                 self._write(batch)
-                batch = []
+                batch, n_cases, n_bytes = [], 0, 0
             if self.cancel.is_set():
                 return  # the uncommitted batch is redone next run
         self._write(batch)

@@ -179,3 +179,11 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         conn.execute("UPDATE schema_version SET version = 99")
     with pytest.raises(CatalogError, match="newer"):
         Catalog.open(tmp_path / "lib")
+
+
+def test_clear_failures_under_a_folder(tmp_path: Path) -> None:
+    cat = Catalog.open(tmp_path / "lib")
+    cat.record_failures([Failure(tmp_path / "a" / "x.png", "bad"), Failure(tmp_path / "a" / "y.png", "bad"),
+                         Failure(tmp_path / "a_b" / "z.png", "bad")])
+    assert cat.clear_failures_under([tmp_path / "a"], keep=[str(tmp_path / "a" / "y.png")]) == 1
+    assert sorted(f.path for f in cat.failures()) == [str(tmp_path / "a" / "y.png"), str(tmp_path / "a_b" / "z.png")]

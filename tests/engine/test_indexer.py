@@ -290,3 +290,22 @@ def test_one_unit_with_two_cases_of_one_uid_keeps_both(library: Library, files: 
     assert uids == ["1.2.3.series", "1.2.3.series#2"]
     monkeypatch.undo()
     assert index_paths(library, [next(files.glob("disc/*.png"))], workers=0).n_unchanged == 2
+
+
+def test_failures_of_deleted_files_are_forgotten(library: Library, files: Path) -> None:
+    bad = files / "frame" / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n")
+    index_paths(library, [files], workers=0)
+    assert [f.path for f in library.catalog.failures()] == [str(bad)]
+    index_paths(library, [files / "disc"], workers=0)  # another folder: the failure stays
+    assert len(library.catalog.failures()) == 1
+    bad.unlink()
+    index_paths(library, [files], workers=0)
+    assert library.catalog.failures() == []
+
+
+def test_reembed_with_the_same_model_rereads_everything(library: Library, files: Path) -> None:
+    index_paths(library, [files], workers=0)
+    report = index_paths(library, [files / "disc"], workers=0, reembed=True)
+    assert (report.n_updated, report.n_unchanged) == (6, 0)
+    assert assert_consistent(library.path) == 12
