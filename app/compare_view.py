@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSplitter, QVBoxLa
 
 from engine.io.case import Case
 from app.viewers.base import CaseViewer, dispose_viewer
-from app.viewers.viewer_factory import create_viewer
+from app.viewers.viewer_factory import create_viewer, viewer_class
 from app.window_level import Window
 
 log = logging.getLogger(__name__)
@@ -34,10 +34,13 @@ class ComparePane(QWidget):
     def show_case(self, case: Case, title: str) -> CaseViewer:
         """Replace the viewer by one made for ``case``."""
         self.title.setText(title)
+        self._placeholder.hide()
+        if self.viewer is not None and type(self.viewer) is viewer_class(case):
+            self.viewer.set_case(case)  # reuse the viewer and its OpenGL windows
+            return self.viewer
         if self.viewer is not None:
             self._layout.removeWidget(self.viewer)
             dispose_viewer(self.viewer)
-        self._placeholder.hide()
         options = {"volume_rendering": False} if case.kind == "volume" and case.pixels.ndim == 3 else {}
         self.viewer = create_viewer(case, self, **options)  # two volume renderings side by side: on demand
         self._layout.addWidget(self.viewer, 1)
@@ -80,8 +83,10 @@ class CompareView(QWidget):
         """Show both cases; link their window/level when they share a modality and both have one."""
         left = self.query_pane.show_case(query, query_title)
         right = self.result_pane.show_case(result, result_title)
-        left.windowChanged.connect(lambda w: self._sync(right, w))
-        right.windowChanged.connect(lambda w: self._sync(left, w))
+        for viewer in (left, right):
+            if not getattr(viewer, "_compare_linked", False):
+                viewer.windowChanged.connect(lambda w, v=viewer: self._sync(self._other(v), w))
+                viewer._compare_linked = True
         linkable = left.supports_window and right.supports_window and query.modality == result.modality
         self.link_box.setEnabled(linkable)
         self.link_box.setChecked(linkable)
@@ -89,6 +94,9 @@ class CompareView(QWidget):
         self.info.setText(f"{query.modality} {query.kind} vs {result.modality} {result.kind} ({same})")
         if linkable:
             self._sync(right, left.window())
+
+    def _other(self, viewer: CaseViewer) -> CaseViewer | None:
+        return self.result_viewer if viewer is self.query_viewer else self.query_viewer
 
     @property
     def linked(self) -> bool:
@@ -98,8 +106,8 @@ class CompareView(QWidget):
         if on and self.query_viewer is not None and self.result_viewer is not None and self.query_viewer.window():
             self._sync(self.result_viewer, self.query_viewer.window())
 
-    def _sync(self, target: CaseViewer, window: Window | None) -> None:
-        if window is None or self._syncing or not self.linked:
+    def _sync(self, target: CaseViewer | None, window: Window | None) -> None:
+        if target is None or window is None or self._syncing or not self.linked:
             return
         self._syncing = True
         try:

@@ -44,9 +44,9 @@ from app.library_view import LibraryView
 from app.results_view import ResultsView
 from app.settings import AppSettings
 from app.viewers.base import CaseViewer, dispose_viewer
-from app.viewers.viewer_factory import create_viewer, viewer_read_limits
+from app.viewers.viewer_factory import viewer_class, viewer_read_limits
 from app.window_level import configure_presets
-from app.workers import FunctionWorker, create_worker, index_folders, read_library_case, stop_all
+from app.workers import FunctionWorker, create_worker, index_folders, read_file_case, read_library_case, stop_all
 
 log = logging.getLogger(__name__)
 
@@ -82,18 +82,25 @@ def open_library_job(path: Path | None, model_path: Path | None) -> tuple[Any, l
         raise
 
 
+def warm_up_job() -> None:
+    """Import the engine modules a first query needs, while the user looks at the window (worker thread)."""
+    import engine.io.scan  # noqa: F401
+    import engine.search  # noqa: F401
+    import engine.thumbnails  # noqa: F401
+
+
 def list_library_job(library: Any) -> tuple[list[Any], list[Any]]:
     """Re-list a library's cases and failures (worker thread)."""
     return library.catalog.list_cases(), library.catalog.failures()
 
 
-def read_query_job(path: Path) -> Query:
-    """Read a dropped file/folder for viewing and for searching, and make its thumbnail (worker thread)."""
-    from engine.search import read_query_case
+def read_query_job(path: Path, progress: Callable[[Any], None] | None = None) -> Query:
+    """Read a dropped file/folder for viewing and for searching, and make its thumbnail (worker thread); a
+    one-slice preview of a big DICOM series goes to ``progress`` first."""
     from engine.thumbnails import make_thumbnail
 
-    shown = read_query_case(path, viewer_read_limits())
-    searched = read_query_case(path, DEFAULT_LIMITS) if shown.kind == "video" else shown
+    shown = read_file_case(path, viewer_read_limits(), progress)
+    searched = read_file_case(path, DEFAULT_LIMITS) if shown.kind == "video" else shown
     return Query(case=shown, title=f"Query: {path.name}", thumbnail=make_thumbnail(searched), search_case=searched)
 
 
@@ -111,6 +118,7 @@ class MainWindow(QMainWindow):
 
     libraryOpened = Signal(object)  # engine Library
     caseShown = Signal(object)  # Case now in the viewer tab
+    previewShown = Signal(object)  # one slice of a big series, shown while the whole series is read
     resultsShown = Signal(list)  # SearchResults in the grid
     compareShown = Signal()
     indexProgress = Signal(object)  # IndexProgress, as shown on the progress bar
@@ -125,7 +133,8 @@ class MainWindow(QMainWindow):
         self.interactive = interactive  # False in tests: errors go to the status bar only, no message boxes
         self.library: Any = None
         self.query: Query | None = None
-        self.viewer: CaseViewer | None = None
+        self.viewer: CaseViewer | None = None  # the one on screen
+        self._viewers: dict[type, CaseViewer] = {}  # one per kind
         self.index_worker: FunctionWorker | None = None
         self.last_error = ""
         self._request = 0  # newest case-read request; older answers are dropped
@@ -263,6 +272,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"M3Ret — {library.path.name}")
         self.set_status(f"Library {library.path}: {len(records)} cases")
         self.actions_by_name["find_similar"].setEnabled(self.query is not None)
+        create_worker(warm_up_job)
         self.libraryOpened.emit(library)
 
     def reload_library(self) -> FunctionWorker | None:
@@ -292,7 +302,8 @@ class MainWindow(QMainWindow):
                 self._show_query(Query(case=case, title=title, case_id=record.id, thumbnail=record.thumbnail))
 
         return create_worker(read_library_case, self.library, record.id, viewer_read_limits(),
-                             _connect={"returned": shown, "errored": self._job_failed})
+                             _connect={"returned": shown, "errored": self._job_failed,
+                                       "progress": lambda preview: self._show_preview(preview, request)})
 
     def open_query_path(self, path: Path, search: bool = True) -> FunctionWorker:
         """Read a file or folder as the query, show it, and search with it when a library is open."""
@@ -307,7 +318,9 @@ class MainWindow(QMainWindow):
             if search:
                 self.find_similar()
 
-        return create_worker(read_query_job, Path(path), _connect={"returned": shown, "errored": self._job_failed})
+        return create_worker(read_query_job, Path(path), _connect={
+            "returned": shown, "errored": self._job_failed,
+            "progress": lambda preview: self._show_preview(preview, request)})
 
     def choose_query_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open a file as the query", str(Path.home()))
@@ -321,17 +334,28 @@ class MainWindow(QMainWindow):
         self.actions_by_name["find_similar"].setEnabled(True)
         self.set_status(query.title)
 
-    def show_case(self, case: Case) -> CaseViewer:
-        """Put ``case`` in the viewer tab (a viewer made for its kind)."""
-        if self.viewer is not None:
-            self.viewer_stack.removeWidget(self.viewer)
-            dispose_viewer(self.viewer)
-        self.viewer = create_viewer(case, self.viewer_stack)
-        self.viewer.statusMessage.connect(lambda text: self.statusBar().showMessage(text, 3000))
-        self.viewer_stack.addWidget(self.viewer)
-        self.viewer_stack.setCurrentWidget(self.viewer)
+    def _show_preview(self, preview: Case, request: int) -> None:
+        if request != self._request:
+            return
+        self.show_case(preview, preview=True)
+        self.set_status("Preview: the middle slice; reading the whole series…")
+
+    def show_case(self, case: Case, preview: bool = False) -> CaseViewer:
+        """Put ``case`` in the viewer tab (a viewer made for its kind); ``preview``: a stand-in slice."""
+        cls = viewer_class(case)
+        if self.viewer is not None and type(self.viewer) is not cls:
+            self.viewer.shutdown()  # stop a playing video
+        viewer = self._viewers.get(cls)
+        if viewer is None:  # one viewer per kind, kept: its OpenGL windows and shaders are built once
+            viewer = self._viewers[cls] = cls(self.viewer_stack)
+            viewer.statusMessage.connect(lambda text: self.statusBar().showMessage(text, 3000))
+            self.viewer_stack.addWidget(viewer)
+        self.viewer_stack.setCurrentWidget(viewer)
+        if viewer.case is not case:
+            viewer.set_case(case)
+        self.viewer = viewer
         self.tabs.setCurrentIndex(VIEWER_TAB)
-        self.caseShown.emit(case)
+        (self.previewShown if preview else self.caseShown).emit(case)
         return self.viewer
 
     # ------------------------------------------------------------------------------------------ search
@@ -528,7 +552,9 @@ class MainWindow(QMainWindow):
         if self.index_worker is not None:
             self.index_worker.quit()
         stop_all(timeout_s=10.0)
-        dispose_viewer(self.viewer)
+        for viewer in self._viewers.values():
+            dispose_viewer(viewer)
+        self._viewers.clear()
         self.viewer = None
         self.compare_view.clear()
         if self.library is not None:

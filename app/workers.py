@@ -129,22 +129,63 @@ def stop_all(timeout_s: float = 5.0) -> bool:
 # ----------------------------------------------------------------------------------------- the app's jobs
 
 
-def read_library_case(library: Any, case_id: int, limits: ReadLimits) -> Case:
-    """Re-read a catalogued case's pixels (worker thread). Files that do not say their modality (PNG, NIfTI,
-    video) read as "OT": the catalog's modality (given at indexing) is put back."""
+PREVIEW_MIN_FILES = 24  # a DICOM series with at least this many files gets a one-slice preview first
+
+
+def read_preview(reader: str, files: Sequence[Path | str]) -> Case | None:
+    """A first look at a big multi-file DICOM series: its middle file alone, as a 2D case (None otherwise).
+
+    Reading 500 slices takes seconds; one slice takes milliseconds, so the user sees pixels at once."""
+    if reader != "dicom" or len(files) < PREVIEW_MIN_FILES:
+        return None
+    from engine.io.scan import SourceUnit, read_unit
+
+    middle = Path(sorted(str(f) for f in files)[len(files) // 2])
+    items = read_unit(SourceUnit("dicom", (middle,), str(middle)))
+    return next((item for item in items if isinstance(item, Case) and item.kind == "image2d"), None)
+
+
+def read_library_case(
+    library: Any, case_id: int, limits: ReadLimits, progress: Callable[[Any], None] | None = None
+) -> Case:
+    """Re-read a catalogued case's pixels (worker thread), emitting a one-slice preview first for big DICOM
+    series (through ``progress``). Files that do not say their modality (PNG, NIfTI, video) read as "OT": the
+    catalog's modality (given at indexing) is put back."""
+    record = library.catalog.get_case(case_id)
+    if progress is not None and record.kind == "volume":
+        preview = read_preview(record.reader, record.source_paths)
+        if preview is not None:
+            progress(preview)
     case = library.read_case(case_id, limits)
-    if case.modality in ("", "OT"):
-        recorded = library.catalog.get_case(case_id).modality
-        if recorded:
-            case.modality = recorded
+    if case.modality in ("", "OT") and record.modality:
+        case.modality = record.modality
     return case
 
 
-def read_file_case(path: Path, limits: ReadLimits) -> Case:
-    """Read the first case under a dropped file or folder (worker thread)."""
-    from engine.search import read_query_case
+def read_file_case(path: Path, limits: ReadLimits, progress: Callable[[Any], None] | None = None) -> Case:
+    """The first case under a dropped file or folder (worker thread); a one-slice preview of a big DICOM series
+    goes to ``progress`` first. Raises ``engine.search.SearchError`` (one line, naming the file) otherwise."""
+    from engine.io.case import Failure
+    from engine.io.scan import discover, read_unit
+    from engine.search import SearchError
 
-    return read_query_case(Path(path), limits)
+    path = Path(path)
+    if not path.exists():
+        raise SearchError(f"{path}: no such file or folder")
+    failures: list[Failure] = []
+    for unit in discover(path, limits):
+        if isinstance(unit, Failure):
+            failures.append(unit)
+            continue
+        if progress is not None:
+            preview = read_preview(unit.reader, unit.files)
+            if preview is not None:
+                progress(preview)
+        for item in read_unit(unit, limits):
+            if isinstance(item, Case):
+                return item
+            failures.append(item)
+    raise SearchError(str(failures[0]) if failures else f"{path}: no readable case found")
 
 
 def embed_and_search(library: Any, case: Case | None, case_id: int | None, k: int, filters: Any) -> list:

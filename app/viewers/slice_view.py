@@ -74,6 +74,7 @@ class SliceView(VtkCanvas):
         self._inverted = False
         self._cursor = (0, 0, 0)
         self._drag: dict | None = None
+        self._user_camera = False  # True once the user zoomed or panned: resizing then keeps their view
         self.label = PLANE_NAMES[normal_axis] if left_drag == "cursor" else ""
 
         self.renderer = vtkRenderer()
@@ -212,10 +213,17 @@ class SliceView(VtkCanvas):
         camera.SetViewUp(*up)
         camera.SetParallelScale(scale)
         camera.SetClippingRange(1.0, 2.0 * distance + max(extent))
+        self._user_camera = False
         self.request_render()
+
+    def resizeEvent(self, ev) -> None:  # noqa: ANN001
+        super().resizeEvent(ev)
+        if not self._user_camera:
+            self.fit()
 
     def zoom(self, factor: float) -> None:
         """Magnify by ``factor`` (> 1 zooms in)."""
+        self._user_camera = True
         camera = self.renderer.GetActiveCamera()
         camera.SetParallelScale(camera.GetParallelScale() / max(factor, 1e-3))
         self.request_render()
@@ -226,6 +234,7 @@ class SliceView(VtkCanvas):
 
     def pan(self, dx_pixels: float, dy_pixels: float) -> None:
         """Move the image by screen pixels (x right, y down)."""
+        self._user_camera = True
         camera = self.renderer.GetActiveCamera()
         mm_per_pixel = 2.0 * camera.GetParallelScale() / max(self.height(), 1)
         horizontal, vertical = _SCREEN_AXES[self.normal_axis]

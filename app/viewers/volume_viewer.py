@@ -100,9 +100,15 @@ class VolumeViewer(CaseViewer):
         if self.vr_box.isChecked():
             QTimer.singleShot(0, self._build_rendering)
 
+    def showEvent(self, ev) -> None:  # noqa: ANN001
+        super().showEvent(ev)
+        QTimer.singleShot(0, self._build_rendering)  # a case set while hidden gets its rendering now
+
     def _build_rendering(self) -> None:
         case = self.case
         if case is None or getattr(self, "_rendered_case", None) is case or not self.vr_box.isChecked():
+            return
+        if not self.render_view.isVisible():  # built when shown (the OpenGL context must exist)
             return
         spacing = case.spacing if len(case.spacing) == 3 else (1.0, 1.0, 1.0)
         self.render_view.set_volume(case.pixels, spacing, is_hu=is_hounsfield(case.pixels, case.intensity, case.modality))
