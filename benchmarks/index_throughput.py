@@ -199,11 +199,13 @@ def run(args: argparse.Namespace, data: Path, model: Path) -> int:
     for t in {encoder.params.frames_2d, encoder.params.frames_3d}:  # warm up both clip lengths
         encoder.embed_clips([np.zeros((3, t, encoder.params.size, encoder.params.size), np.float32)])
 
-    rows = []
-    for kind in args.kinds.split(","):
-        files = sample_files(data, kind, args.quick)
-        rows.append(bench_kind(kind, files, model, workers, args.threads))
-        print(json.dumps(rows[-1]), flush=True)
+    kinds = args.kinds.split(",")
+    if len(kinds) == 1:
+        rows = [bench_kind(kinds[0], sample_files(data, kinds[0], args.quick), model, workers, args.threads)]
+    else:  # one fresh process per kind, so each kind's peak memory is its own
+        rows = [_bench_in_child(kind, model, args) for kind in kinds]
+    for row in rows:
+        print(json.dumps(row), flush=True)
     usage_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     usage_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     doc = {
@@ -213,6 +215,7 @@ def run(args: argparse.Namespace, data: Path, model: Path) -> int:
         "model": encoder.model_id, "arch": encoder.arch, "embed_dim": encoder.embed_dim,
         "workers": workers, "encoder_threads": args.threads or "all", "providers": encoder.providers,
         "maxrss_self_mb": round(usage_self, 1), "maxrss_largest_child_mb": round(usage_children, 1),
+        "sample": {kind: SAMPLES[kind][2 if args.quick else 1] for kind in kinds},
         "rows": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -225,6 +228,20 @@ def run(args: argparse.Namespace, data: Path, model: Path) -> int:
         print(f"| {r['kind']} | {r['cases']} | {r['clip_T']} | {r['e2e_cases_per_s']} | {r['raw_clips_per_s']} | "
               f"{r['ratio']} | {r['peak_rss_total_mb']} / {r['peak_rss_parent_mb']} |")
     return 0
+
+
+def _bench_in_child(kind: str, model: Path, args: argparse.Namespace) -> dict[str, object]:
+    import subprocess
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "row.json"
+        command = [sys.executable, "-m", "benchmarks.index_throughput", "--model", str(model), "--kinds", kind,
+                   "--out", str(out)]
+        command += ["--quick"] if args.quick else []
+        command += ["--workers", str(args.workers)] if args.workers is not None else []
+        command += ["--threads", str(args.threads)] if args.threads else []
+        subprocess.run(command, check=True, cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL)
+        return json.loads(out.read_text())["rows"][0]
 
 
 if __name__ == "__main__":

@@ -129,8 +129,9 @@ def index_paths(
     """Index ``paths`` (files or folders) into ``library``; see the module docstring.
 
     ``workers=0`` reads in this process (no pool). ``reembed=True`` switches the library to its encoder's model
-    (when it differs) and re-reads and re-embeds every case under ``paths``, changed or not; with no ``paths``,
-    every catalogued case from its source files. ``modality`` is given to cases whose reader does not know theirs ("OT", e.g. PNG or NIfTI).
+    when it differs, then every case without an embedding by that model is re-read and embedded (under ``paths``,
+    or, with no ``paths``, every catalogued case); an interrupted re-embedding resumes where it stopped.
+    ``modality`` is given to cases whose reader does not know theirs ("OT", e.g. PNG, NIfTI, videos).
     """
     started = time.monotonic()
     cancel = cancel or threading.Event()
@@ -138,7 +139,7 @@ def index_paths(
     notify = _Throttle(progress)
     encoder = _encoder_for(library, reembed)
     roots = [Path(p).expanduser().absolute() for p in paths]
-    run = _Run(library, encoder, report, notify, cancel, limits, batch_size, modality, force=reembed)
+    run = _Run(library, encoder, report, notify, cancel, limits, batch_size, modality)
 
     if roots:
         units = run.discover(roots)
@@ -192,8 +193,7 @@ class _Run:
     """The state of one indexing run (the parent process's side: classification, embedding, writing)."""
 
     def __init__(self, library: Library, encoder: Encoder, report: IndexReport, notify: _Throttle,
-                 cancel: threading.Event, limits: ReadLimits, batch_size: int, modality: str | None,
-                 force: bool = False) -> None:
+                 cancel: threading.Event, limits: ReadLimits, batch_size: int, modality: str | None) -> None:
         self.library = library
         self.catalog = library.catalog
         self.encoder = encoder
@@ -204,7 +204,6 @@ class _Run:
         self.limits = limits
         self.batch_size = max(1, batch_size)
         self.modality = modality.upper() if modality else None
-        self.force = force  # re-read and re-embed even unchanged units
         self.seen: set[int] = set()  # case ids found (unchanged or written) in this run
         self.total = 0
         self.done = 0
@@ -258,7 +257,7 @@ class _Run:
                 if self.cancel.is_set():
                     return pending
                 owners = {cid for f in unit.files for cid, _ in states.get(str(f), [])}
-                if not self.force and self._unchanged(unit, states, owners, owner_files, embedded):
+                if self._unchanged(unit, states, owners, owner_files, embedded):
                     self.seen |= owners
                     self.report.n_unchanged += len(owners)
                     self.done += 1

@@ -304,8 +304,29 @@ def test_failures_of_deleted_files_are_forgotten(library: Library, files: Path) 
     assert library.catalog.failures() == []
 
 
-def test_reembed_with_the_same_model_rereads_everything(library: Library, files: Path) -> None:
+def test_interrupted_reembed_resumes(library: Library, files: Path, other_model: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.indexer as indexer
+
     index_paths(library, [files], workers=0)
-    report = index_paths(library, [files / "disc"], workers=0, reembed=True)
-    assert (report.n_updated, report.n_unchanged) == (6, 0)
+    library.close()
+    cancel = threading.Event()
+    read = indexer.prepare_unit
+
+    def read_then_cancel(*args, **kw):  # noqa: ANN002, ANN003, ANN202
+        if cancel.is_set() is False and read_then_cancel.calls == 3:
+            cancel.set()
+        read_then_cancel.calls += 1
+        return read(*args, **kw)
+
+    read_then_cancel.calls = 0
+    monkeypatch.setattr(indexer, "prepare_unit", read_then_cancel)
+    with Library.open(library.path, model_path=other_model) as lib:
+        first = index_paths(lib, [], workers=0, reembed=True, batch_size=2, cancel=cancel)
+        assert first.cancelled and first.n_updated == 4  # two batches of two committed
+        monkeypatch.undo()
+        second = index_paths(lib, [], workers=0, reembed=True)
+        assert (second.n_updated, second.n_unchanged) == (8, 4)  # only what still lacked a new embedding
+        third = index_paths(lib, [files], workers=0, reembed=True)
+        assert (third.n_updated, third.n_unchanged) == (0, 12)
     assert assert_consistent(library.path) == 12
