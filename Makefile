@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DATA ?= $(or $(M3RET_DATA),../shared/data)
 
-.PHONY: setup demo test bench package
+.PHONY: setup demo test bench package package-smoke
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,7 @@ $(BIN)/python:
 
 setup: $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[app,train,dev]"
+	$(BIN)/pip install -q -e ".[app,train,dev,package]"
 
 demo: setup
 	$(BIN)/python -m engine.demo --data "$(DATA)"
@@ -26,7 +26,10 @@ bench: setup
 	$(BIN)/pip install -q -e ".[bench]"
 	$(BIN)/python -m benchmarks.run_all
 
-# One folder dist/m3ret/ with two executables (m3ret-app, m3ret), no torch inside (see packaging/README.md).
+# One folder dist/m3ret/ with two executables (m3ret-app, m3ret), no torch inside (see packaging/README.md):
+# pyinstaller --noconfirm pyinstaller.spec, then the bundle check (size, no torch); smoke test: make package-smoke.
 package: setup
-	$(BIN)/pip install -q -e ".[package]"
-	$(BIN)/pyinstaller --noconfirm pyinstaller.spec
+	PYTHON=$(BIN)/python packaging/build.sh
+
+package-smoke: package
+	$(BIN)/python packaging/smoke_test.py --report packaging/LAST_SMOKE_RUN.md

@@ -226,6 +226,10 @@ def smoke(dist: Path, screenshot: Path, gui: bool = True) -> SmokeRun:
     cli, app = dist / "m3ret", dist / "m3ret-app"
     report = inspect_bundle(dist)
     run.facts["bundle size"] = f"{report.size_bytes / 2**20:.0f} MiB in {report.n_files} files"
+    build_json = dist.parent / "m3ret-build.json"  # written by packaging/build.sh
+    if build_json.is_file():
+        build = json.loads(build_json.read_text())
+        run.facts["build time (packaging/build.sh)"] = f"{build['build_seconds']:.0f} s (prune={build['prune']})"
     run.facts["forbidden modules in bundle"] = ", ".join(report.forbidden[:10]) or "none (no torch/trainer/onnx/...)"
     run.steps.append(Step("bundle check", ["check_bundle.inspect_bundle", str(dist)], 0.0, 0, report.ok,
                           str(report.executables), "" if report.ok else f"forbidden {report.forbidden[:5]}"))
@@ -274,6 +278,10 @@ def smoke(dist: Path, screenshot: Path, gui: bool = True) -> SmokeRun:
                  check=lambda out: _check_results(out, cases_dir))
         if gui:
             run_gui(run, app, [*prefix], env, screenshot, query, dist)
+            logs = "".join(p.read_text(errors="replace") for p in (tmp / "m3ret_home" / "logs").glob("*.log"))
+            bad = [line for line in logs.splitlines() if " ERROR " in line or "Traceback" in line]
+            run.steps.append(Step("app log has no errors", ["grep", "ERROR", "m3ret-app.log"], 0.0, 0, not bad,
+                                  "\n".join(bad[:20]), f"{len(bad)} error line(s)" if bad else ""))
         run.facts["written under M3RET_HOME"] = ", ".join(sorted(
             p.relative_to(tmp / "m3ret_home").as_posix() for p in (tmp / "m3ret_home").glob("*/*")
         )) or "nothing"
@@ -371,7 +379,18 @@ def write_report(run: SmokeRun, path: Path, dist: Path, screenshot: Path) -> Non
         if step.output:
             lines += [f"### {step.name}", "", "```", f"$ {' '.join(step.command)}", step.output.strip()[-1500:],
                       "```", ""]
-    path.write_text("\n".join(lines))
+    path.write_text(_anonymise_paths("\n".join(lines)))
+
+
+def _anonymise_paths(text: str) -> str:
+    """The report without this machine's absolute paths: repo -> ``.``, data -> ``$M3RET_DATA``, temp -> ``$TMP``."""
+    from engine.config import shared_data_dir
+
+    data = shared_data_dir()
+    if data is not None:
+        text = text.replace(str(data.resolve()), "$M3RET_DATA").replace(str(data), "$M3RET_DATA")
+    text = re.sub(r"/[^\s'\"`]*/m3ret-smoke-[A-Za-z0-9_]+", "$TMP", text)
+    return text.replace(str(REPO) + "/", "").replace(str(REPO), ".")
 
 
 def main(argv: list[str] | None = None) -> int:
