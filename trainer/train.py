@@ -320,7 +320,7 @@ def _pretrain(cfg: dict[str, Any], run_dir: Path, info: DistInfo) -> Path:
             raise FloatingPointError(f"loss is {out['loss']} at step {step}")
         step += 1
         elapsed = time.perf_counter() - start
-        stop = t_cfg["max_minutes"] > 0 and elapsed > 60 * t_cfg["max_minutes"]
+        stop = t_cfg["max_minutes"] > 0 and any_rank(elapsed > 60 * t_cfg["max_minutes"], info)
         if info.is_main:
             row = {"step": step, "frames": frames, "batch": len(indices), "lr": lr, "momentum": momentum,
                    "clips_per_s": len(indices) * info.world_size / (time.perf_counter() - t0), "elapsed_s": elapsed, **out}
@@ -352,6 +352,15 @@ def check_replicas(model: nn.Module, info: DistInfo, run_dir: Path) -> None:
         (run_dir / "replicas.json").write_text(json.dumps({"world_size": info.world_size, "checksums": sums}))
     if len(set(sums)) != 1:
         raise RuntimeError(f"ranks hold different weights after training: {sums}")
+
+
+def any_rank(flag: bool, info: DistInfo) -> bool:
+    """True on every rank when ``flag`` is true on any (so all ranks stop at the same step)."""
+    if not info.enabled:
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0], device=info.device)
+    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+    return bool(value.item() > 0)
 
 
 def _checkpoint(ckpt_dir: Path, model, optimizer, scheduler, step, cfg, sampler, info: DistInfo) -> None:
