@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine, create_engine, delete, event, func, insert, or_, select, update
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from engine.catalog_schema import (
     CaseRow,
@@ -234,14 +234,12 @@ class Catalog:
         with_thumbnails: bool = True,
     ) -> list[CaseRecord]:
         """Cases matching every given filter, newest first (``text`` searches descriptions, ids and paths)."""
-        query = select(CaseRow).where(*self._conditions(modality, kind, text, date_from, date_to))
-        query = query.order_by(CaseRow.id.desc()).offset(offset).options(selectinload(CaseRow.files))
+        query = select(*_RECORD_COLUMNS).where(*self._conditions(modality, kind, text, date_from, date_to))
+        query = query.order_by(CaseRow.id.desc()).offset(offset)
         if limit is not None:
             query = query.limit(limit)
         with self._sessions() as session:
-            rows = session.scalars(query).all()
-            thumbs = self._thumbnails(session, [r.id for r in rows]) if with_thumbnails else {}
-            return [_record(r, thumbs.get(r.id)) for r in rows]
+            return self._records(session, session.execute(query).all(), with_thumbnails)
 
     def count_cases(self, modality=None, kind=None, text=None, date_from=None, date_to=None) -> int:  # noqa: ANN001
         """How many cases ``list_cases`` would return without a limit."""
@@ -262,10 +260,8 @@ class Catalog:
         out: dict[int, CaseRecord] = {}
         with self._sessions() as session:
             for chunk in _chunks(ids):
-                query = select(CaseRow).where(CaseRow.id.in_(chunk)).options(selectinload(CaseRow.files))
-                rows = session.scalars(query).all()
-                thumbs = self._thumbnails(session, [r.id for r in rows]) if with_thumbnails else {}
-                out.update({r.id: _record(r, thumbs.get(r.id)) for r in rows})
+                rows = session.execute(select(*_RECORD_COLUMNS).where(CaseRow.id.in_(chunk))).all()
+                out.update((r.id, r) for r in self._records(session, rows, with_thumbnails))
         return out
 
     def thumbnail(self, case_id: int) -> bytes | None:
@@ -506,6 +502,18 @@ class Catalog:
             )
         return conds
 
+    def _records(self, session: Session, rows: Sequence[Any], with_thumbnails: bool) -> list[CaseRecord]:
+        """Plain records from ``_RECORD_COLUMNS`` rows, with their source paths (and thumbnails)."""
+        ids = [row.id for row in rows]
+        paths: dict[int, list[str]] = {}
+        for chunk in _chunks(ids):
+            query = select(SourceFileRow.case_id, SourceFileRow.path).where(SourceFileRow.case_id.in_(chunk))
+            for case_id, path in session.execute(query.order_by(SourceFileRow.path)):
+                paths.setdefault(case_id, []).append(path)
+        thumbs = self._thumbnails(session, ids) if with_thumbnails else {}
+        return [CaseRecord(**row._asdict(), thumbnail=thumbs.get(row.id), source_paths=paths.get(row.id, []))
+                for row in rows]
+
     @staticmethod
     def _thumbnails(session: Session, ids: list[int]) -> dict[int, bytes]:
         out: dict[int, bytes] = {}
@@ -533,6 +541,13 @@ class Catalog:
             row.reason, row.at = failure.reason, now
 
 
+_RECORD_COLUMNS = (
+    CaseRow.id, CaseRow.kind, CaseRow.modality, CaseRow.body_part, CaseRow.patient_id, CaseRow.patient_name,
+    CaseRow.study_uid, CaseRow.series_uid, CaseRow.study_date, CaseRow.description, CaseRow.shape, CaseRow.n_files,
+    CaseRow.uid, CaseRow.fingerprint, CaseRow.added_at, CaseRow.reader, CaseRow.unit_key,
+)
+
+
 def _configure_connection(dbapi_conn: Any, _record: Any) -> None:
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -558,16 +573,6 @@ def _case_values(new: NewCase, now: float) -> dict[str, Any]:
         series_uid=new.series_uid, study_date=new.study_date, description=new.description,
         shape=json.dumps(new.shape), n_files=len(new.files), fingerprint=new.fingerprint, reader=new.reader,
         updated_at=now,
-    )
-
-
-def _record(row: CaseRow, thumbnail: bytes | None) -> CaseRecord:
-    return CaseRecord(
-        id=row.id, kind=row.kind, modality=row.modality, body_part=row.body_part, patient_id=row.patient_id,
-        patient_name=row.patient_name, study_uid=row.study_uid, series_uid=row.series_uid,
-        study_date=row.study_date, description=row.description, shape=row.shape, n_files=row.n_files,
-        thumbnail=thumbnail, uid=row.uid, fingerprint=row.fingerprint, added_at=row.added_at,
-        source_paths=[f.path for f in row.files], reader=row.reader, unit_key=row.unit_key,
     )
 
 
