@@ -21,7 +21,7 @@ import pytest
 from engine.indexer import IndexProgress, index_paths
 from engine.library import INDEX_FILE, Library
 from engine.vectors import VectorIndex
-from tests.engine.conftest import phantom_image, write_phantoms
+from tests.engine.conftest import copy_subset, phantom_image, shared_subset, write_phantoms
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -202,7 +202,10 @@ def test_cancel_leaves_a_consistent_catalog_and_a_rerun_completes(library: Libra
     assert assert_consistent(library.path) == 12
 
 
-def test_sigkill_midrun_then_rerun_completes(tmp_path: Path, tiny_model: Path, files: Path) -> None:
+def test_sigkill_midrun_then_rerun_completes(tmp_path: Path, tiny_model: Path, shared_data: Path) -> None:
+    """Real files (X-ray PNGs, CT NIfTI volumes, MRI JPEGs), a real SIGKILL, a re-run that finishes the job."""
+    files = tmp_path / "real"
+    copy_subset(shared_data, shared_subset(shared_data, {"xray": 5, "ct": 4, "mri": 3}), files)
     library_dir = tmp_path / "killed"
     script = textwrap.dedent(f"""
         import time
@@ -330,3 +333,26 @@ def test_interrupted_reembed_resumes(library: Library, files: Path, other_model:
         third = index_paths(lib, [files], workers=0, reembed=True)
         assert (third.n_updated, third.n_unchanged) == (0, 12)
     assert assert_consistent(library.path) == 12
+
+
+def test_real_files_rerun_and_one_changed_file(library: Library, tmp_path: Path, shared_data: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = shared_subset(shared_data, {"xray": 4, "ct": 3, "mri": 3, "ultrasound": 2})
+    files = tmp_path / "real"
+    copy_subset(shared_data, rows, files)
+    first = index_paths(library, [files], workers=0)
+    assert (first.n_added, first.n_failed) == (12, 0)
+    calls = _forbid_embedding(library, monkeypatch)
+    again = index_paths(library, [files], workers=0)
+    assert (again.n_added, again.n_updated, again.n_unchanged, sum(calls)) == (0, 0, 12, 0)
+    ct = [r for r in rows if r["modality"] == "ct"]
+    target = files / ct[0]["path"]
+    shutil.copy2(shared_data / ct[1]["path"], target)  # the file now holds another patient's volume
+    changed = index_paths(library, [files], workers=0)
+    assert (changed.n_updated, changed.n_unchanged, sum(calls)) == (1, 11, 1)
+    [(case_id, state)] = library.catalog.file_states([str(target)])[str(target)]
+    twin = files / ct[1]["path"]
+    [(twin_id, twin_state)] = library.catalog.file_states([str(twin)])[str(twin)]
+    assert state.fingerprint == twin_state.fingerprint
+    np.testing.assert_allclose(library.catalog.embedding(case_id, library.model_id),
+                               library.catalog.embedding(twin_id, library.model_id), atol=2e-3)
