@@ -165,6 +165,7 @@ class MainWindow(QMainWindow):
         self.library_dock.setObjectName("library_dock")
         self.library_dock.setWidget(self.library_view)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.library_dock)
+        self.resizeDocks([self.library_dock], [440], Qt.Orientation.Horizontal)
         self.failures_table = QTableWidget(0, 2, self)
         self.failures_table.setHorizontalHeaderLabels(["Path", "Reason"])
         self.failures_table.horizontalHeader().setStretchLastSection(True)

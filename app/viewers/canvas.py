@@ -66,6 +66,7 @@ class VtkCanvas(QVTKRenderWindowInteractor):
         self._render_timer.setSingleShot(True)
         self._render_timer.setInterval(0)
         self._render_timer.timeout.connect(self.render_now)
+        self._has_context = False  # set by the first render; finalizing a window never rendered crashes OSMesa
 
     def sizeHint(self) -> QSize:
         return QSize(360, 360)
@@ -88,15 +89,38 @@ class VtkCanvas(QVTKRenderWindowInteractor):
         self._render_timer.stop()
         window = self.GetRenderWindow()
         if self.isVisible() and window.GetSize()[0] > 0:
+            self._has_context = True
             window.Render()
+
+    def resizeEvent(self, ev) -> None:  # noqa: ANN001
+        super().resizeEvent(ev)
+        window = self.GetRenderWindow()
+        if window.IsA("vtkOSOpenGLRenderWindow"):
+            # QVTKRenderWindowInteractor calls the base vtkRenderWindow.SetSize, which leaves an OSMesa window's
+            # pixel buffer at its old size: the next render would write past its end. Resize it for real.
+            width, height = window.GetSize()
+            window.SetSize(width + 1, height)  # SetSize ignores an unchanged size
+            window.SetSize(width, height)
+
+    def paintEvent(self, ev) -> None:  # noqa: ANN001
+        self._has_context = True
+        super().paintEvent(ev)
+
+    def Finalize(self) -> None:  # noqa: N802 (VTK's name)
+        """Release the OpenGL window, when one was ever made."""
+        self._render_timer.stop()
+        if self._has_context:
+            self._has_context = False
+            super().Finalize()
 
     def grab_rgb(self) -> np.ndarray:
         """What the canvas shows, as uint8 ``H W 3`` with row 0 at the top."""
         window = self.GetRenderWindow()
+        self._has_context = True
         window.Render()
         grabber = vtkWindowToImageFilter()
         grabber.SetInput(window)
-        grabber.SetInputBufferTypeToRGB()
+        grabber.SetInputBufferTypeToRGBA()  # 4 bytes a pixel: rows never need GL pack padding
         grabber.ReadFrontBufferOff()
         grabber.Update()
         image = grabber.GetOutput()

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QApplication
 from app.main_window import COMPARE_TAB, RESULTS_TAB, VIEWER_TAB, MainWindow
 from app.settings import AppSettings
 from app.viewers.canvas import grab_widget
-from app.viewers.image_viewer import ImageViewer
+from app.viewers.volume_viewer import VolumeViewer
 from app.window_level import Window
 from tests.app.conftest import assert_not_blank, save_png, shared_file
 
@@ -50,8 +50,7 @@ def _settle(qtbot, win: MainWindow) -> None:  # noqa: ANN001
     QApplication.processEvents()
 
 
-def test_library_opens_and_selected_cases_show_in_their_viewer(qtbot, window: MainWindow, app_library: Path,
-                                                               output_dir: Path) -> None:
+def test_library_opens_and_selected_cases_show_in_their_viewer(qtbot, window: MainWindow, app_library: Path) -> None:
     _open(qtbot, window, app_library)
     records = window.library_view.model.records()
     assert len(records) == window.library.catalog.count_cases() > 10
@@ -63,8 +62,6 @@ def test_library_opens_and_selected_cases_show_in_their_viewer(qtbot, window: Ma
         assert window.tabs.currentIndex() == VIEWER_TAB
         _settle(qtbot, window)
         assert_not_blank(window.viewer.capture())
-        if kind == "volume":
-            save_png(output_dir, "main_window_volume.png", grab_widget(window))
     assert window.settings.last_library == app_library
 
 
@@ -94,9 +91,9 @@ def test_find_similar_shows_ranked_results_without_the_query(qtbot, window: Main
 
 
 def test_dropping_a_file_reads_it_and_searches(qtbot, window: MainWindow, app_library: Path,
-                                               shared_data: Path) -> None:
+                                               shared_data: Path, output_dir: Path) -> None:
     _open(qtbot, window, app_library)
-    path = shared_file(shared_data, lambda r: r["modality"] == "mri" and r["split"] == "train")
+    path = shared_file(shared_data, lambda r: r["modality"] == "ct", "formats/manifest.csv")  # a real body CT
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(path))])
     enter = QDragEnterEvent(QPoint(200, 200), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
@@ -110,9 +107,13 @@ def test_dropping_a_file_reads_it_and_searches(qtbot, window: MainWindow, app_li
     assert drop.isAccepted()
     assert window.query is not None and window.query.case_id is None
     assert window.query.case.source_files == [path]
-    assert isinstance(window.viewer, ImageViewer)
+    assert isinstance(window.viewer, VolumeViewer)
     assert len(blocker.args[0]) == min(window.results_view.k, window.library.catalog.count_cases())
     assert window.results_view.query_thumb.pixmap() is not None and not window.results_view.query_thumb.pixmap().isNull()
+    window.tabs.setCurrentIndex(VIEWER_TAB)
+    qtbot.waitUntil(lambda: window.viewer.render_view.loaded, timeout=TIMEOUT)
+    _settle(qtbot, window)
+    save_png(output_dir, "main_window_volume.png", grab_widget(window))
 
 
 def test_clicking_a_result_compares_with_linked_window_level(qtbot, window: MainWindow, app_library: Path,
@@ -139,6 +140,20 @@ def test_clicking_a_result_compares_with_linked_window_level(qtbot, window: Main
     shot = grab_widget(compare)
     assert_not_blank(shot)
     save_png(output_dir, "compare_view.png", shot)
+
+
+def test_big_dicom_series_shows_a_preview_slice_first(qtbot, window: MainWindow, tmp_path: Path) -> None:
+    from benchmarks.app_startup import write_dicom_series
+
+    series = write_dicom_series(tmp_path / "series", size=96, n_slices=40)
+    previews, cases = [], []
+    window.previewShown.connect(previews.append)
+    window.caseShown.connect(cases.append)
+    with qtbot.waitSignal(window.caseShown, timeout=TIMEOUT):
+        window.open_query_path(series, search=False)
+    assert len(previews) == 1 and previews[0].kind == "image2d"
+    assert cases[0].kind == "volume" and cases[0].pixels.shape[0] == 40
+    assert type(window.viewer).__name__ == "VolumeViewer" and window.viewer.case is cases[0]
 
 
 def _copy_xrays(shared_data: Path, dest: Path, n: int) -> Path:

@@ -65,3 +65,22 @@ def test_reads_a_real_case_in_the_background(qtbot, shared_data: Path) -> None:
     assert case.kind == "video" and case.source_files == [path]
     with pytest.raises(AttributeError):
         worker.signals.no_such_signal  # noqa: B018
+
+
+def test_big_dicom_series_gets_a_one_slice_preview(tmp_path: Path) -> None:
+    from benchmarks.app_startup import write_dicom_series
+
+    from app.workers import PREVIEW_MIN_FILES, read_preview
+
+    series = write_dicom_series(tmp_path / "ct", size=64, n_slices=PREVIEW_MIN_FILES + 6)
+    files = sorted(series.glob("*.dcm"))
+    previews: list = []
+    case = read_file_case(series, viewer_read_limits(), progress=previews.append)
+    assert case.kind == "volume" and case.pixels.shape == (len(files), 64, 64)
+    assert len(previews) == 1
+    preview = previews[0]
+    assert preview.kind == "image2d" and preview.modality == "CT" and preview.pixels.shape == (64, 64)
+    middle = case.pixels[case.pixels.shape[0] // 2]  # files are named in slice order
+    assert abs(float(preview.pixels.astype(float).mean()) - float(middle.astype(float).mean())) < 1.0
+    assert read_preview("dicom", files[: PREVIEW_MIN_FILES - 1]) is None  # small series: no preview needed
+    assert read_preview("nifti", files) is None
