@@ -44,6 +44,7 @@ class ComparePane(QWidget):
         options = {"volume_rendering": False} if case.kind == "volume" and case.pixels.ndim == 3 else {}
         self.viewer = create_viewer(case, self, **options)  # two volume renderings side by side: on demand
         self._layout.addWidget(self.viewer, 1)
+        self.viewer.show()  # a child added to a visible widget stays hidden until shown
         return self.viewer
 
 

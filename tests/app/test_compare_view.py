@@ -8,18 +8,21 @@ from app.compare_view import CompareView
 from app.viewers.image_viewer import ImageViewer
 from app.viewers.volume_viewer import VolumeViewer
 from app.window_level import PRESETS
-from tests.app.conftest import assert_not_blank, read_case, shared_file, show_widget
+from app.viewers.canvas import grab_widget
+from tests.app.conftest import assert_not_blank, read_case, save_png, shared_file, show_widget
 
 
-def test_same_modality_pair_shares_window_level(qtbot, shared_data: Path) -> None:
+def test_same_modality_pair_shares_window_level(qtbot, shared_data: Path, output_dir: Path) -> None:
     paths = [shared_file(shared_data, lambda r, i=i: r["modality"] == "mri" and r["path"].endswith(f"{i}.jpg"))
              for i in (1, 2)]
     left, right = (read_case(p) for p in paths)
     view = show_widget(qtbot, CompareView(), 900, 500)
     view.set_pair(left, right, "query", "result")
     assert isinstance(view.query_viewer, ImageViewer) and isinstance(view.result_viewer, ImageViewer)
+    assert view.query_viewer.isVisible() and view.result_viewer.isVisible()
     assert view.linked and "same modality" in view.info.text()
     assert view.result_viewer.window() == view.query_viewer.window()
+    save_png(output_dir, "compare_view_mri.png", grab_widget(view))
     view.result_viewer.apply_preset("brain")  # works both ways
     assert view.query_viewer.window() == PRESETS["brain"]
     assert_not_blank(view.query_viewer.capture())

@@ -57,7 +57,7 @@ def test_library_opens_and_selected_cases_show_in_their_viewer(qtbot, window: Ma
     assert {r.modality for r in records} >= {"XR", "MR", "CT", "US"}
     for kind, viewer_name in (("volume", "VolumeViewer"), ("video", "VideoViewer"), ("image2d", "ImageViewer")):
         record = _select_first(qtbot, window, lambda r, k=kind: r.kind == k)
-        assert type(window.viewer).__name__ == viewer_name
+        assert type(window.viewer).__name__ == viewer_name and window.viewer.isVisible()
         assert window.viewer.case.kind == record.kind
         assert window.tabs.currentIndex() == VIEWER_TAB
         _settle(qtbot, window)
@@ -133,13 +133,13 @@ def test_clicking_a_result_compares_with_linked_window_level(qtbot, window: Main
     assert compare.result_viewer.case.kind == result.kind
     compare.query_viewer.apply_preset("bone")
     assert compare.result_viewer.window() == Window(400.0, 1800.0)
-    compare.link_box.setChecked(False)
-    compare.query_viewer.apply_preset("lung")
-    assert compare.result_viewer.window() == Window(400.0, 1800.0)
     _settle(qtbot, window)
     shot = grab_widget(compare)
     assert_not_blank(shot)
     save_png(output_dir, "compare_view.png", shot)
+    compare.link_box.setChecked(False)
+    compare.query_viewer.apply_preset("lung")
+    assert compare.result_viewer.window() == Window(400.0, 1800.0)
 
 
 def test_big_dicom_series_shows_a_preview_slice_first(qtbot, window: MainWindow, tmp_path: Path) -> None:
