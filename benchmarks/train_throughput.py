@@ -1,6 +1,6 @@
 """Training throughput (clips/s) per objective and clip length, on synthetic clips at the real input size.
 
-    python -m benchmarks.train_throughput [--arch vit_tiny] [--steps 3] [--experiment NAME] [--set k=v ...]
+    python -m benchmarks.train_throughput [--steps 3 | --quick] [--experiment NAME] [--set k=v ...] [--out FILE]
 
 Times full training steps (augmentation + forward + backward + AdamW + EMA) after one warm-up step, for 2D
 batches (T=2) and 3D batches (T=16), for each objective. Prints a Markdown table and writes it to ``--out``.
@@ -48,9 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--experiment", default=None)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="one timed step per cell")
     parser.add_argument("--objectives", default="mae,simdino,mae+simdino")
     parser.add_argument("--out", type=Path, default=None, help="also write the Markdown table here")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.steps = 1
     lines = [
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}",
         "",
