@@ -56,10 +56,12 @@ def build_window(args: argparse.Namespace, interactive: bool = True):  # noqa: A
 
     settings = AppSettings()
     window = MainWindow(settings, model_path=args.model, interactive=interactive)
-    library = args.library or settings.last_library
-    if library is not None and not library.is_dir():
-        log.warning("last library %s is gone; opening the default library", library)
-        library = None
+    library = args.library  # created when it does not exist yet
+    if library is None and settings.last_library is not None:
+        library = settings.last_library
+        if not library.is_dir():
+            log.warning("last library %s is gone; opening the default library", library)
+            library = None
     window.show()
     window.open_library(library)
     if args.query is not None:

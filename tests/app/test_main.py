@@ -39,3 +39,20 @@ def test_window_opens_the_last_library(qtbot, app_library: Path, app_model: Path
     qtbot.waitUntil(lambda: window.library is not None, timeout=30_000)
     assert window.library.path == app_library
     assert window.library_view.model.rowCount() > 0
+
+
+def test_explicit_library_is_created_and_a_vanished_last_library_falls_back(qtbot, tmp_path: Path) -> None:
+    fresh = tmp_path / "fresh_library"
+    window = build_window(parse_args(["--library", str(fresh)]), interactive=False)
+    qtbot.addWidget(window)
+    qtbot.waitUntil(lambda: window.library is not None, timeout=30_000)
+    assert window.library.path == fresh and fresh.is_dir()
+    window.close()
+
+    AppSettings().last_library = tmp_path / "deleted_library"
+    second = build_window(parse_args([]), interactive=False)
+    qtbot.addWidget(second)
+    qtbot.waitUntil(lambda: second.library is not None, timeout=30_000)
+    from engine.config import default_library_dir
+
+    assert second.library.path == default_library_dir()
