@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.catalog import Catalog, CaseRecord
+from engine.catalog import CATALOG_FILENAME, Catalog, CaseRecord
 from engine.config import DEFAULT_LIMITS, ReadLimits, default_library_dir
 from engine.encoder import Encoder
 from engine.io.case import Case, Failure, ReadError
@@ -60,11 +60,14 @@ class Library:
         self._lock = threading.RLock()
 
     @classmethod
-    def open(cls, path: Path | None = None, model_path: Path | None = None, threads: int | None = None) -> "Library":
-        """Open (or create) a library folder; ``None`` -> the user's default library."""
+    def open(cls, path: Path | None = None, model_path: Path | None = None, threads: int | None = None,
+             create: bool = True) -> "Library":
+        """Open a library folder, creating it unless ``create=False``; ``None`` -> the user's default library."""
         path = Path(path).expanduser().absolute() if path is not None else default_library_dir()
         if path.exists() and not path.is_dir():
             raise LibraryError(f"{path}: not a folder")
+        if not create and not (path / CATALOG_FILENAME).is_file():
+            raise LibraryError(f"{path}: no library here (`m3ret index PATH --library {path}` creates one)")
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
             os.chmod(path, 0o700)

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     require_existing(args.paths)
     cancel = threading.Event()
     show = not args.json and sys.stderr.isatty()
-    with open_library(args) as library, ProgressBar(show) as bar, _CancelOnInterrupt(cancel):
+    with open_library(args, create=True) as library, ProgressBar(show) as bar, _CancelOnInterrupt(cancel):
         report = index_paths(
             library, args.paths, progress=bar.update, cancel=cancel, workers=args.workers, prune=args.prune,
             reembed=args.reembed, modality=args.modality, batch_size=max(1, args.batch_size),

@@ -32,10 +32,12 @@ def add_model_option(parser: argparse.ArgumentParser) -> None:
                         help="ONNX model file (default: the bundled m3ret-default.onnx)")
 
 
-def open_library(args: argparse.Namespace) -> Library:
-    """The library named by ``--library`` (default library otherwise), with ``--model`` when given."""
+def open_library(args: argparse.Namespace, create: bool = False) -> Library:
+    """The library named by ``--library`` (default library otherwise), with ``--model`` when given.
+
+    Only ``m3ret index`` creates a library (``create=True``); the other commands report a missing one."""
     return Library.open(getattr(args, "library", None), model_path=getattr(args, "model", None),
-                        threads=getattr(args, "threads", None))
+                        threads=getattr(args, "threads", None), create=create)
 
 
 def guarded(command: str, body: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
