@@ -220,7 +220,15 @@ class Library:
 
 
 def read_record(record: CaseRecord, limits: ReadLimits = DEFAULT_LIMITS) -> Case:
-    """Decode the case a catalog record describes from its source files."""
+    """Decode the case a catalog record describes from its source files (with the catalogued modality when the
+    file does not say it, e.g. a PNG indexed with ``--modality XR``)."""
+    case = _read_record(record, limits)
+    if case.modality in ("", "OT") and record.modality:
+        case.modality = record.modality
+    return case
+
+
+def _read_record(record: CaseRecord, limits: ReadLimits) -> Case:
     files = tuple(Path(p) for p in record.source_paths)
     missing = [p for p in files if not p.is_file()]
     if not files or missing:

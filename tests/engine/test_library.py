@@ -105,6 +105,7 @@ def test_read_case_of_a_real_volume(subset_library: tuple[Path, list, Path]) -> 
         record = library.catalog.list_cases(kind="volume", limit=1)[0]
         case = library.read_case(record.id)
     assert case.kind == "volume" and list(case.shape) == list(record.shape_tuple)
+    assert case.modality == "CT"  # the NIfTI says nothing; the modality given at indexing is put back
 
 
 def test_not_a_folder(tmp_path: Path) -> None:
