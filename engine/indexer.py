@@ -142,7 +142,7 @@ def index_paths(
     run = _Run(library, encoder, report, notify, cancel, limits, batch_size, modality)
 
     if roots:
-        units = run.discover(roots)
+        units = run.discover(roots, prune)
     else:
         units = run.catalog_units() if reembed else []
     if not cancel.is_set():
@@ -212,7 +212,8 @@ class _Run:
 
     # ---- 1. discover ---------------------------------------------------------------------------------------
 
-    def discover(self, roots: list[Path]) -> list[SourceUnit]:
+    def discover(self, roots: list[Path], prune: bool = False) -> list[SourceUnit]:
+        """Every unit under ``roots``; a root that is gone is a failure, or, when pruning, nothing to index."""
         units: list[SourceUnit] = []
         examined = 0
 
@@ -222,6 +223,8 @@ class _Run:
             self._progress("discovering", str(root), total=None, done=examined)
 
         for root in roots:
+            if prune and not root.exists():
+                continue
             for item in discover(root, self.limits, progress=count):
                 if self.cancel.is_set():
                     return units

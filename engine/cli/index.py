@@ -54,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give at least one PATH (or --reembed)")
     if args.workers is not None and args.workers < 0:
         raise UsageError("--workers must be >= 0")
-    require_existing(args.paths)
+    if not args.prune:  # with --prune, a folder that is gone is what is being pruned
+        require_existing(args.paths)
     cancel = threading.Event()
     show = not args.json and sys.stderr.isatty()
     with open_library(args, create=True) as library, ProgressBar(show) as bar, _CancelOnInterrupt(cancel):

@@ -356,3 +356,11 @@ def test_real_files_rerun_and_one_changed_file(library: Library, tmp_path: Path,
     assert state.fingerprint == twin_state.fingerprint
     np.testing.assert_allclose(library.catalog.embedding(case_id, library.model_id),
                                library.catalog.embedding(twin_id, library.model_id), atol=2e-3)
+
+
+def test_pruning_a_folder_that_is_gone(library: Library, files: Path) -> None:
+    index_paths(library, [files], workers=0)
+    shutil.rmtree(files / "frame")
+    report = index_paths(library, [files / "frame"], workers=0, prune=True)
+    assert (report.n_pruned, report.n_failed) == (6, 0)
+    assert assert_consistent(library.path) == 6
