@@ -108,10 +108,7 @@ class VectorIndex:
                 allowed = np.asarray(allowed, dtype=np.int64)
                 if len(allowed) <= EXACT_ALLOWED_MAX:
                     return self._exact_among(query, k, allowed, accept)
-                allowed_set = set(allowed.tolist())
-                base = accept
-                accept = (lambda keys: np.fromiter((int(x) in allowed_set for x in keys), bool, len(keys))
-                          & (base(keys) if base is not None else True))
+                accept = _both(lambda keys: np.isin(keys, allowed), accept)
             fetch = k if accept is None else min(size, max(4 * k, 32))
             while True:
                 keys, sims = self._search(query, fetch, size)
@@ -180,6 +177,14 @@ def _new_index(ndim: int) -> Index:
         ndim=ndim, metric="cos", dtype="f16", connectivity=CONNECTIVITY,
         expansion_add=EXPANSION_ADD, expansion_search=EXPANSION_SEARCH,
     )
+
+
+def _both(first: Callable[[np.ndarray], np.ndarray], second: Callable[[np.ndarray], np.ndarray] | None
+          ) -> Callable[[np.ndarray], np.ndarray]:
+    """A predicate accepting the keys both accept (``second`` may be None)."""
+    if second is None:
+        return first
+    return lambda keys: first(keys) & second(keys)
 
 
 def _unpack(matches: object) -> tuple[np.ndarray, np.ndarray]:
