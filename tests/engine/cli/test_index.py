@@ -81,3 +81,44 @@ def test_console_entry_point(files: Path, tmp_path: Path, tiny_model: Path) -> N
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "6 added" in done.stdout
+
+
+def test_ctrl_c_stops_cleanly_and_a_rerun_resumes(tmp_path: Path, tiny_model: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import signal
+    import sqlite3
+    import textwrap
+    import time
+
+    write_phantoms(tmp_path / "many", 8)
+    library = tmp_path / "lib"
+    script = textwrap.dedent(f"""
+        import sys, time
+        import engine.indexer as indexer
+        from engine.cli.main import main
+        slow = indexer.prepare_unit
+        def prepare(*args, **kw):
+            time.sleep(0.15)
+            return slow(*args, **kw)
+        indexer.prepare_unit = prepare
+        sys.exit(main(["index", {str(tmp_path / "many")!r}, "--library", {str(library)!r}, "--model",
+                       {str(tiny_model)!r}, "--workers", "0", "--batch-size", "2"]))
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline, committed = time.monotonic() + 60, 0
+    while time.monotonic() < deadline and proc.poll() is None and committed < 4:
+        try:
+            with sqlite3.connect(library / "catalog.sqlite", timeout=1) as conn:
+                committed = conn.execute("SELECT count(*) FROM cases").fetchone()[0]
+        except sqlite3.Error:
+            pass
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "cancelled" in out
+    rerun = _index_json(capsys, str(tmp_path / "many"), "--library", str(library), "--model", str(tiny_model),
+                        "--workers", "0")
+    assert rerun["unchanged"] >= 4 and rerun["unchanged"] + rerun["added"] == 16
+    assert rerun["cases_in_library"] == 16
