@@ -29,6 +29,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,6 +107,7 @@ class _Pending:
 
     unit: SourceUnit
     old_case_ids: set[int]
+    crashes: int = 0  # reader processes that died while this unit was in flight
 
 
 def default_workers() -> int:
@@ -336,28 +338,53 @@ class _Run:
                 self._progress("indexing", str(item.unit.files[0]))
                 yield item, prepare_unit(item.unit, self.limits, params, self.modality)
             return
-        queue = deque(pending)
-        context = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init)
+        yield from self._prepared_in_pool(pending, workers, params)
+
+    def _prepared_in_pool(self, pending: list[_Pending], workers: int, params: PreprocessParams
+                          ) -> Iterator[tuple[_Pending, _Prepared]]:
+        """Read units in ``workers`` processes, at most ``2 * workers`` in flight.
+
+        A reader process that dies (a decoder crash, the OOM killer) breaks the pool: it is restarted and the
+        units that were in flight are retried one at a time, so only the unit that kills a process again is
+        recorded as a failure."""
+        queue, suspects = deque(pending), deque()
         in_flight: dict[Future[_Prepared], _Pending] = {}
+        pool = _start_pool(workers)
         try:
-            while queue or in_flight:
-                while queue and len(in_flight) < 2 * workers and not self.cancel.is_set():
+            while queue or suspects or in_flight:
+                if self.cancel.is_set():
+                    return
+                if suspects and not in_flight:  # a suspect runs alone: if the pool breaks, it was the culprit
+                    item = suspects.popleft()
+                    in_flight[pool.submit(prepare_unit, item.unit, self.limits, params, self.modality)] = item
+                while queue and not suspects and len(in_flight) < 2 * workers:
                     item = queue.popleft()
                     in_flight[pool.submit(prepare_unit, item.unit, self.limits, params, self.modality)] = item
-                if not in_flight:
-                    return
                 finished, _ = wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
+                broken = False
                 for future in finished:
                     item = in_flight.pop(future)
                     self._progress("indexing", str(item.unit.files[0]))
                     try:
-                        yield item, future.result()
-                    except Exception as exc:  # noqa: BLE001 (a worker crash fails that unit, not the run)
-                        where = _unit_path(item.unit)
-                        yield item, _Prepared(item.unit, [], [], [Failure(where, f"reader process failed ({exc})")])
-                if self.cancel.is_set():
-                    return
+                        prepared = future.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        if item.crashes:
+                            prepared = _failed(item.unit, "reader process crashed while reading it")
+                        else:
+                            item.crashes += 1
+                            suspects.append(item)
+                            continue
+                    except Exception as exc:  # noqa: BLE001 (an unexpected worker error fails that unit only)
+                        prepared = _failed(item.unit, f"reader process failed ({type(exc).__name__}: {exc})")
+                    yield item, prepared
+                if broken:
+                    for future, item in in_flight.items():  # they died with the pool: retry them too
+                        item.crashes += 1
+                        suspects.append(item)
+                    in_flight.clear()
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    pool = _start_pool(workers)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -454,6 +481,15 @@ def _prepare_case(case: Case, unit: SourceUnit, params: PreprocessParams, modali
     clip = case_to_clip(case, params)  # 3 T H W
     new = NewCase.from_case(case, unit.reader, unit.key, make_thumbnail(case))
     return new, clip
+
+
+def _start_pool(workers: int) -> ProcessPoolExecutor:
+    context = multiprocessing.get_context("spawn")  # safe from threads (the GUI), the same on every OS
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init)
+
+
+def _failed(unit: SourceUnit, reason: str) -> _Prepared:
+    return _Prepared(unit, [], [], [Failure(_unit_path(unit), reason)])
 
 
 def _worker_init() -> None:

@@ -364,3 +364,17 @@ def test_pruning_a_folder_that_is_gone(library: Library, files: Path) -> None:
     report = index_paths(library, [files / "frame"], workers=0, prune=True)
     assert (report.n_pruned, report.n_failed) == (6, 0)
     assert assert_consistent(library.path) == 6
+
+
+def test_a_reader_process_that_dies_fails_only_its_file(library: Library, files: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.indexer as indexer
+    from tests.engine.crashing_reader import prepare_or_crash
+
+    shutil.copy2(next(files.glob("disc/*.png")), files / "crash_me.png")
+    monkeypatch.setattr(indexer, "prepare_unit", prepare_or_crash)
+    report = index_paths(library, [files], workers=2)
+    assert report.n_added == 12
+    assert [(f.path.name, f.reason) for f in report.failures] == [
+        ("crash_me.png", "reader process crashed while reading it")]
+    assert assert_consistent(library.path) == 12
