@@ -138,10 +138,27 @@ def read_preview(reader: str, files: Sequence[Path | str]) -> Case | None:
     Reading 500 slices takes seconds; one slice takes milliseconds, so the user sees pixels at once."""
     if reader != "dicom" or len(files) < PREVIEW_MIN_FILES:
         return None
+    return _read_one_dicom(Path(sorted(str(f) for f in files)[len(files) // 2]))
+
+
+def folder_preview(folder: Path) -> Case | None:
+    """The middle file (by name) of a folder holding a big DICOM series, read alone, before the folder scan
+    (which reads every header to group the series) has even started. None for anything else."""
+    from engine.io.scan import classify
+
+    if not folder.is_dir():
+        return None
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    if len(files) < PREVIEW_MIN_FILES:
+        return None
+    middle = files[len(files) // 2]
+    return _read_one_dicom(middle) if classify(middle) == "dicom" else None
+
+
+def _read_one_dicom(path: Path) -> Case | None:
     from engine.io.scan import SourceUnit, read_unit
 
-    middle = Path(sorted(str(f) for f in files)[len(files) // 2])
-    items = read_unit(SourceUnit("dicom", (middle,), str(middle)))
+    items = read_unit(SourceUnit("dicom", (path,), str(path)))
     return next((item for item in items if isinstance(item, Case) and item.kind == "image2d"), None)
 
 
@@ -173,14 +190,21 @@ def read_file_case(path: Path, limits: ReadLimits, progress: Callable[[Any], Non
     if not path.exists():
         raise SearchError(f"{path}: no such file or folder")
     failures: list[Failure] = []
+    previewed = False
+    if progress is not None:
+        preview = folder_preview(path)
+        if preview is not None:
+            progress(preview)
+            previewed = True
     for unit in discover(path, limits):
         if isinstance(unit, Failure):
             failures.append(unit)
             continue
-        if progress is not None:
+        if progress is not None and not previewed:
             preview = read_preview(unit.reader, unit.files)
             if preview is not None:
                 progress(preview)
+                previewed = True
         for item in read_unit(unit, limits):
             if isinstance(item, Case):
                 return item

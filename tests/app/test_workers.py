@@ -84,3 +84,18 @@ def test_big_dicom_series_gets_a_one_slice_preview(tmp_path: Path) -> None:
     assert abs(float(preview.pixels.astype(float).mean()) - float(middle.astype(float).mean())) < 1.0
     assert read_preview("dicom", files[: PREVIEW_MIN_FILES - 1]) is None  # small series: no preview needed
     assert read_preview("nifti", files) is None
+
+
+def test_preview_comes_before_the_folder_scan_and_only_once(tmp_path: Path) -> None:
+    from benchmarks.app_startup import write_dicom_series
+
+    from app.workers import PREVIEW_MIN_FILES, folder_preview
+
+    top = write_dicom_series(tmp_path / "top", size=32, n_slices=PREVIEW_MIN_FILES)
+    assert folder_preview(top) is not None  # files right in the dropped folder: no scan needed
+    nested = write_dicom_series(tmp_path / "outer" / "inner", size=32, n_slices=PREVIEW_MIN_FILES)
+    assert folder_preview(nested.parent) is None  # only sub-folders: the preview waits for the scan
+    for folder in (top, nested.parent):
+        previews: list = []
+        case = read_file_case(folder, viewer_read_limits(), progress=previews.append)
+        assert len(previews) == 1 and previews[0].kind == "image2d" and case.kind == "volume"
