@@ -440,6 +440,15 @@ class Catalog:
             for failure in failures:
                 self._record_failure(session, failure, now)
 
+    def set_unknown_modality(self, case_ids: Iterable[int], modality: str, unknown: Sequence[str] = ("", "OT")) -> None:
+        """Give ``modality`` to those of the cases whose modality is one of ``unknown``."""
+        with self.session() as session:
+            for chunk in _chunks(sorted(set(case_ids))):
+                session.execute(
+                    update(CaseRow).where(CaseRow.id.in_(chunk), CaseRow.modality.in_(list(unknown)))
+                    .values(modality=modality)
+                )
+
     def clear_failures_under(self, roots: Sequence[Path | str], keep: Sequence[str] = ()) -> int:
         """Forget failures at or under ``roots`` except the ``keep`` paths; returns how many were removed."""
         kept = set(keep)

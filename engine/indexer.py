@@ -269,8 +269,8 @@ class _Run:
                     self._progress("indexing", str(unit.files[0]))
                 else:
                     pending.append(_Pending(unit, owners))
-        if self.modality:
-            self._relabel_unknown(self.seen)
+        if self.modality:  # unchanged cases indexed before without a modality get this one too
+            self.catalog.set_unknown_modality(self.seen, self.modality, UNKNOWN_MODALITIES)
         return pending
 
     def _unchanged(self, unit: SourceUnit, states: dict[str, list[tuple[int, FileState]]], owners: set[int],
@@ -297,20 +297,6 @@ class _Run:
             touched.append(FileState(name, st.st_size, st.st_mtime, old.fingerprint))
         self._touched.extend(touched)
         return True
-
-    def _relabel_unknown(self, case_ids: set[int]) -> None:
-        from sqlalchemy import update
-
-        from engine.catalog_schema import CaseRow
-
-        ids = sorted(case_ids)
-        with self.catalog.session() as session:
-            for start in range(0, len(ids), 500):
-                session.execute(
-                    update(CaseRow)
-                    .where(CaseRow.id.in_(ids[start : start + 500]), CaseRow.modality.in_(UNKNOWN_MODALITIES))
-                    .values(modality=self.modality)
-                )
 
     # ---- 3-4. read in workers, embed and write here ----------------------------------------------------------
 

@@ -378,3 +378,11 @@ def test_a_reader_process_that_dies_fails_only_its_file(library: Library, files:
     assert [(f.path.name, f.reason) for f in report.failures] == [
         ("crash_me.png", "reader process crashed while reading it")]
     assert assert_consistent(library.path) == 12
+
+
+def test_modality_given_later_labels_unchanged_unknown_cases(library: Library, files: Path) -> None:
+    index_paths(library, [files], workers=0)
+    assert library.catalog.stats()["by_modality"] == {"OT": 12}
+    report = index_paths(library, [files / "disc"], workers=0, modality="us")
+    assert report.n_unchanged == 6
+    assert library.catalog.stats()["by_modality"] == {"OT": 6, "US": 6}
