@@ -67,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
         except SearchError as exc:
             print(f"m3ret search: error: {exc}", file=sys.stderr)
             return 1
+    if (args.same_modality or args.cross_modal) and query_desc["modality"] in ("", "OT"):
+        print("m3ret search: note: the query's modality is unknown (OT); pass --query-modality CODE",
+              file=sys.stderr)
     if args.json:
         json.dump({"query": query_desc, "results": [r.to_json() for r in results]}, sys.stdout, indent=1)
         sys.stdout.write("\n")

@@ -61,3 +61,15 @@ def test_errors(library: tuple[str, Path], tmp_path: Path, capsys: pytest.Captur
     with pytest.raises(SystemExit) as exc:
         main(["search", "--case", "1", "--same-modality", "--cross-modal", "--library", lib])
     assert exc.value.code == 2
+
+
+def test_unknown_query_modality_is_pointed_out(library: tuple[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    lib, queries = library
+    capsys.readouterr()
+    query = str(queries / "frame" / "frame_050.png")
+    assert main(["search", query, "--same-modality", "--library", lib, "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "--query-modality" in captured.err
+    assert len(json.loads(captured.out)["results"]) == 10  # the library's PNGs are OT too
+    assert main(["search", query, "--same-modality", "--query-modality", "XR", "--library", lib, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["results"] == []
