@@ -212,17 +212,6 @@ def read_file_case(path: Path, limits: ReadLimits, progress: Callable[[Any], Non
     raise SearchError(str(failures[0]) if failures else f"{path}: no readable case found")
 
 
-def embed_and_search(library: Any, case: Case | None, case_id: int | None, k: int, filters: Any) -> list:
-    """Search the library with a catalogued case (its stored vector) or an in-memory case (embedded now)."""
-    from engine.search import search_by_case, search_by_clip_case
-
-    if case_id is not None:
-        return search_by_case(library, case_id, k=k, filters=filters)
-    if case is None:
-        raise ValueError("nothing to search with: open a case first")
-    return search_by_clip_case(library, case, k=k, filters=filters)
-
-
 def index_folders(
     library: Any,
     paths: Sequence[Path],
