@@ -307,9 +307,9 @@ class Catalog:
         query = select(CaseRow.id).where(*self._conditions(modalities, kinds, None, date_from, date_to))
         if exclude_modalities:
             query = query.where(CaseRow.modality.not_in(list(exclude_modalities)))
-        with self._sessions() as session:
-            ids = session.scalars(query.order_by(CaseRow.id)).all()
-        return np.asarray(ids, dtype=np.int64)
+        with self._engine.connect() as conn:  # plain rows: up to millions of ids
+            rows = conn.execute(query.order_by(CaseRow.id)).all()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def embedding(self, case_id: int, model_id: str) -> np.ndarray | None:
         """A case's stored embedding (float32 [D]) for a model, or None."""

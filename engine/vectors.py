@@ -6,7 +6,9 @@ Search is exact (brute force) while the index holds at most ``EXACT_SEARCH_MAX``
 ``python -m benchmarks.vector_search``; D=192, f16, top-10, one query at a time, 2-core VM): USearch exact search
 is no slower than HNSW at expansion_search=256 up to 10,000 vectors (0.39 vs 0.54 ms at 10k; 0.68 vs 0.52 ms at
 20k) and HNSW recall@10 there is >= 0.999. Filtered searches that leave at most ``EXACT_ALLOWED_MAX`` cases are
-always exact over just those cases (a dot product over their vectors).
+exact over just those cases (a dot product over their vectors) unless they are at least ``OVERFETCH_MIN_SHARE`` of
+the index: then over-fetching finds k of them among a few k / share candidates, cheaper than gathering vectors
+(measured on 20k vectors with a 25 % filter: 60 -> ~15 ms per query).
 
 Saving writes a temporary file next to the target and moves it into place with ``os.replace`` (atomic), so an
 interrupted save leaves the previous index intact.
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 
 EXACT_SEARCH_MAX = 10_000  # measured, see module docstring
 EXACT_ALLOWED_MAX = 20_000  # a filter leaving at most this many cases: brute force over just those
+OVERFETCH_MIN_SHARE = 0.125  # a filter leaving at least this share of the index: over-fetch instead
 EXPANSION_SEARCH = 256  # USearch default 64; raised for recall at top-k up to a few hundred
 EXPANSION_ADD = 128
 CONNECTIVITY = 16
@@ -104,12 +107,15 @@ class VectorIndex:
             size = len(self._index)
             if size == 0 or k <= 0:
                 return _empty()
+            share = 1.0
             if allowed is not None:
                 allowed = np.asarray(allowed, dtype=np.int64)
-                if len(allowed) <= EXACT_ALLOWED_MAX:
+                share = max(len(allowed), 1) / size
+                if len(allowed) <= EXACT_ALLOWED_MAX and share < OVERFETCH_MIN_SHARE:
                     return self._exact_among(query, k, allowed, accept)
                 accept = _both(lambda keys: np.isin(keys, allowed), accept)
-            fetch = k if accept is None else min(size, max(4 * k, 32))
+            # expect k accepted among k / share candidates; fetch twice that, grow by 4x until full or exhausted
+            fetch = k if accept is None else min(size, max(4 * k, 32, int(2 * k / share)))
             while True:
                 keys, sims = self._search(query, fetch, size)
                 if accept is not None and len(keys):

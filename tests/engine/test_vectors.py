@@ -71,10 +71,11 @@ def test_filter_by_predicate_still_returns_k(monkeypatch: pytest.MonkeyPatch, ex
     assert sorted(got_all) == sorted(rare)  # fewer than k exist: all of them, no padding
 
 
-def test_filter_by_allowed_ids_is_exact_and_full() -> None:
+@pytest.mark.parametrize("step", [20, 3])  # 5 % of the index: gathered and compared; 33 %: over-fetched
+def test_filter_by_allowed_ids_is_exact_and_full(step: int) -> None:
     x = _clustered(1000, seed=4)
     index, keys = _index(x)
-    allowed = keys[::7]
+    allowed = keys[::step]
     got, sims = index.search(x[3], 12, allowed=allowed)
     assert len(got) == 12 and set(got) <= set(allowed)
     assert list(got) == list(_brute_force(x[allowed - 1], allowed, x[3], 12))
