@@ -14,12 +14,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
-from engine.config import ReadLimits
+from engine.config import DEFAULT_LIMITS, ReadLimits
 from engine.io.case import Case
 
 log = logging.getLogger(__name__)
@@ -173,6 +174,8 @@ def read_library_case(
         preview = read_preview(record.reader, record.source_paths)
         if preview is not None:
             progress(preview)
+    if record.kind == "video" and _wants_more_frames(limits):
+        limits = _video_limits(limits, record.shape_tuple[1:])  # catalog shape: T H W [3]
     case = library.read_case(case_id, limits)
     if case.modality in ("", "OT") and record.modality:
         case.modality = record.modality
@@ -205,11 +208,29 @@ def read_file_case(path: Path, limits: ReadLimits, progress: Callable[[Any], Non
             if preview is not None:
                 progress(preview)
                 previewed = True
-        for item in read_unit(unit, limits):
+        unit_limits = limits
+        if unit.reader == "video" and _wants_more_frames(limits):  # probe one frame for the memory budget
+            probe = next((c for c in read_unit(unit, replace(limits, video_frames=1)) if isinstance(c, Case)), None)
+            if probe is not None:
+                unit_limits = _video_limits(limits, probe.pixels.shape[1:])
+        for item in read_unit(unit, unit_limits):
             if isinstance(item, Case):
                 return item
             failures.append(item)
     raise SearchError(str(failures[0]) if failures else f"{path}: no readable case found")
+
+
+def _wants_more_frames(limits: ReadLimits) -> bool:
+    """True for viewing limits (more video frames than the indexing budget)."""
+    return limits.video_frames is None or limits.video_frames > DEFAULT_LIMITS.video_frames
+
+
+def _video_limits(limits: ReadLimits, frame_shape: Sequence[int]) -> ReadLimits:
+    """``limits`` with the video frame budget that keeps a viewed clip within the viewer's memory budget."""
+    from app.viewers.viewer_factory import video_frame_budget  # (Qt/VTK side module, loaded in the app anyway)
+
+    budget = video_frame_budget(frame_shape)
+    return replace(limits, video_frames=budget if limits.video_frames is None else min(budget, limits.video_frames))
 
 
 def index_folders(

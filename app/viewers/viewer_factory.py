@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import replace
 
 from PySide6.QtWidgets import QWidget
@@ -13,6 +15,8 @@ from app.viewers.image_viewer import ImageViewer
 from app.viewers.video_viewer import VIEWER_VIDEO_FRAMES, VideoViewer
 from app.viewers.volume_viewer import VolumeViewer
 
+VIEWER_VIDEO_BYTES = 512 * 1024**2  # memory a viewed video may take
+MIN_VIDEO_FRAMES = 16
 VIEWERS: dict[str, type[CaseViewer]] = {"image2d": ImageViewer, "volume": VolumeViewer, "video": VideoViewer}
 
 
@@ -33,6 +37,15 @@ def create_viewer(case: Case, parent: QWidget | None = None, **options: object) 
     return viewer
 
 
-def viewer_read_limits(base: ReadLimits = DEFAULT_LIMITS) -> ReadLimits:
-    """Read limits for viewing: videos keep up to ``VIEWER_VIDEO_FRAMES`` frames instead of the indexing budget."""
-    return replace(base, video_frames=VIEWER_VIDEO_FRAMES)
+def video_frame_budget(frame_shape: Sequence[int]) -> int:
+    """Frames to read for viewing a video whose frames are ``H W`` or ``H W 3`` (uint8): at most
+    ``VIEWER_VIDEO_FRAMES`` and ``VIEWER_VIDEO_BYTES`` in all (a 1080p colour clip gets 86 frames)."""
+    frame_bytes = max(1, math.prod(int(s) for s in frame_shape))
+    return int(max(MIN_VIDEO_FRAMES, min(VIEWER_VIDEO_FRAMES, VIEWER_VIDEO_BYTES // frame_bytes)))
+
+
+def viewer_read_limits(base: ReadLimits = DEFAULT_LIMITS, frame_shape: Sequence[int] | None = None) -> ReadLimits:
+    """Read limits for viewing: videos keep more frames than the indexing budget (``video_frame_budget`` of the
+    frame shape when known, else ``VIEWER_VIDEO_FRAMES``)."""
+    frames = VIEWER_VIDEO_FRAMES if frame_shape is None else video_frame_budget(frame_shape)
+    return replace(base, video_frames=frames)

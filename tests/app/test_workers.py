@@ -6,6 +6,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PySide6.QtCore import QThread
 
@@ -99,3 +100,15 @@ def test_preview_comes_before_the_folder_scan_and_only_once(tmp_path: Path) -> N
         previews: list = []
         case = read_file_case(folder, viewer_read_limits(), progress=previews.append)
         assert len(previews) == 1 and previews[0].kind == "image2d" and case.kind == "volume"
+
+
+def test_viewed_video_frames_follow_the_memory_budget(shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import app.viewers.viewer_factory as factory
+
+    path = shared_file(shared_data, lambda r: r["path"].endswith(".mp4"))
+    full = read_file_case(path, viewer_read_limits())
+    assert full.pixels.shape[0] == min(full.frame_count, factory.VIEWER_VIDEO_FRAMES)
+    frame_bytes = int(np.prod(full.pixels.shape[1:]))
+    monkeypatch.setattr(factory, "VIEWER_VIDEO_BYTES", frame_bytes * 20)  # room for 20 frames only
+    budgeted = read_file_case(path, viewer_read_limits())
+    assert budgeted.pixels.shape[0] == 20 == len(budgeted.frame_indices)

@@ -33,3 +33,20 @@ def test_create_viewer_shows_a_real_xray(qtbot, shared_data: Path) -> None:
     viewer = create_viewer(case)
     qtbot.addWidget(viewer)
     assert isinstance(viewer, ImageViewer) and viewer.case is case
+
+
+def test_video_frame_budget_bounds_memory() -> None:
+    from app.viewers.viewer_factory import (
+        MIN_VIDEO_FRAMES,
+        VIEWER_VIDEO_BYTES,
+        VIEWER_VIDEO_FRAMES,
+        video_frame_budget,
+        viewer_read_limits,
+    )
+
+    assert video_frame_budget((320, 320)) == VIEWER_VIDEO_FRAMES  # small grey ultrasound: every frame up to the cap
+    hd = video_frame_budget((1080, 1920, 3))
+    assert hd * 1080 * 1920 * 3 <= VIEWER_VIDEO_BYTES and hd >= MIN_VIDEO_FRAMES
+    assert video_frame_budget((8000, 8000, 3)) == MIN_VIDEO_FRAMES
+    assert viewer_read_limits(frame_shape=(1080, 1920, 3)).video_frames == hd
+    assert viewer_read_limits().video_frames == VIEWER_VIDEO_FRAMES
