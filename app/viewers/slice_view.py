@@ -46,6 +46,8 @@ _CAMERA = {
 }
 # (horizontal, vertical) screen axes per plane normal, as image axes (0 = X, 1 = Y, 2 = Z)
 _SCREEN_AXES = {AXIAL: (0, 1), CORONAL: (0, 2), SAGITTAL: (1, 2)}
+# patient directions at the (left, right, top, bottom) screen edges per plane (radiological convention)
+_EDGE_LABELS = {AXIAL: ("R", "L", "A", "P"), CORONAL: ("R", "L", "S", "I"), SAGITTAL: ("A", "P", "S", "I")}
 _CROSSHAIR_COLORS = {AXIAL: (1.0, 0.3, 0.3), CORONAL: (0.3, 1.0, 0.3), SAGITTAL: (0.4, 0.6, 1.0)}
 
 
@@ -76,6 +78,7 @@ class SliceView(VtkCanvas):
         self._drag: dict | None = None
         self._user_camera = False  # True once the user zoomed or panned: resizing then keeps their view
         self.label = PLANE_NAMES[normal_axis] if left_drag == "cursor" else ""
+        self.show_directions = left_drag == "cursor"  # volumes are canonical LPS: edges have patient directions
 
         self.renderer = vtkRenderer()
         self.renderer.SetBackground(0.0, 0.0, 0.0)
@@ -384,6 +387,10 @@ class SliceView(VtkCanvas):
         if self._image is not None and self.slice_count > 1:
             upper_left = f"{self.label} {self._slice + 1}/{self.slice_count}".strip()
         self.annotation.SetText(2, upper_left)
+        if self.show_directions:
+            left, right, top, bottom = _EDGE_LABELS[self.normal_axis]
+            for position, text in ((6, left), (5, right), (7, top), (4, bottom)):  # vtkCornerAnnotation edges
+                self.annotation.SetText(position, text)
 
 
 def _inverted_grey_lut() -> vtkLookupTable:

@@ -112,3 +112,30 @@ def test_dicom_series_opens_in_the_volume_viewer(qtbot, shared_data: Path, outpu
         axial.set_slice(0)
         assert changed_fraction(first, axial.grab_rgb()) > 0.01
     assert np.isfinite(viewer.window().width)
+
+
+def test_planes_follow_the_radiological_convention(qtbot) -> None:
+    """A bright block at patient left-anterior-superior shows up where the edge labels say it should."""
+    from engine.io.case import Case
+
+    volume = np.zeros((40, 50, 60), np.int16)  # Z (inferior -> superior) Y (anterior -> posterior) X (right -> left)
+    volume[28:36, 5:15, 42:55] = 1000  # superior, anterior, left
+    case = Case(pixels=volume, kind="volume", modality="CT", source_files=[Path("phantom")], fingerprint="p",
+                spacing=(1.0, 1.0, 1.0), affine=np.eye(4))
+    viewer = show_widget(qtbot, VolumeViewer(volume_rendering=False), 800, 700)
+    viewer.set_case(case)
+    viewer.set_window(Window(500.0, 1000.0))
+    viewer.set_cursor((48, 10, 32))  # through the block
+    axial, sagittal = viewer.views[AXIAL], viewer.views[SAGITTAL]
+    assert [axial.annotation.GetText(i) for i in (6, 5, 7, 4)] == ["R", "L", "A", "P"]
+    assert [sagittal.annotation.GetText(i) for i in (6, 5, 7, 4)] == ["A", "P", "S", "I"]
+
+    def bright_centre(view) -> tuple[float, float]:  # noqa: ANN001
+        grey = view.grab_rgb().astype(float).mean(axis=-1)
+        rows, cols = np.nonzero(grey > 200)
+        return cols.mean() / grey.shape[1], rows.mean() / grey.shape[0]
+
+    x, y = bright_centre(axial)
+    assert x > 0.5 and y < 0.5  # patient left on screen right, anterior at the top
+    x, y = bright_centre(sagittal)
+    assert x < 0.5 and y < 0.5  # anterior on screen left, superior at the top
