@@ -187,10 +187,14 @@ class Library:
             return len(self._index)
 
     def refresh_index(self) -> tuple[int, int]:
-        """Top up / prune the loaded index from the catalog (another process indexed); (added, removed)."""
+        """Catch up with another process that indexed into this library: re-read its model id, top up / prune the
+        loaded index from the catalog; returns (added, removed)."""
         with self._lock:
-            if self._index is None:
-                self.index
+            info = _read_info(self.path)
+            if info.get("model_id") != self.model_id:  # first indexed, or re-embedded, elsewhere
+                self._info, self._encoder, self._index = info, None, None
+            if self._index is None:  # loading reconciles it anyway
+                self._index = self._load_index()
                 return 0, 0
             added, removed = self._reconcile(self._index)
             if added or removed:

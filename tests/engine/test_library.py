@@ -112,3 +112,18 @@ def test_not_a_folder(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(LibraryError, match="not a folder"):
         Library.open(tmp_path / "file")
+
+
+def test_refresh_picks_up_what_another_process_indexed(tmp_path: Path, tiny_model: Path) -> None:
+    files = write_phantoms(tmp_path / "files", 3)
+    viewer = Library.open(tmp_path / "lib", model_path=tiny_model)  # e.g. the GUI, opened on an empty library
+    assert len(viewer.index) == 0
+    with Library.open(tmp_path / "lib", model_path=tiny_model) as other:  # e.g. `m3ret index` in a terminal
+        index_paths(other, [tmp_path / "files" / "disc"], workers=0)
+    viewer.refresh_index()
+    assert viewer.model_id == "test-pooling-32" and len(viewer.index) == 3
+    with Library.open(tmp_path / "lib", model_path=tiny_model) as other:
+        index_paths(other, [tmp_path / "files"], workers=0)
+    assert viewer.refresh_index() == (3, 0)
+    assert len(viewer.index) == len(files)
+    viewer.close()
