@@ -111,8 +111,12 @@ class _Pending:
 
 
 def default_workers() -> int:
-    """Reader processes: one per core beyond the one the encoder uses, at least 1, at most 8."""
-    return max(1, min(8, (os.cpu_count() or 2) - 1))
+    """Reader processes: none on 1-2 cores, else one per core beyond the first (at most 8).
+
+    Measured on a 2-core VM (benchmarks/README.md, "Indexing and search"): the encoder's threads already use both
+    cores, and reading in the indexing process was faster than one reader process for 2D, volumes and videos."""
+    cores = os.cpu_count() or 1
+    return 0 if cores <= 2 else min(8, cores - 1)
 
 
 def index_paths(

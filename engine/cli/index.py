@@ -35,7 +35,8 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
     parser.add_argument("paths", type=Path, nargs="*", metavar="PATH", help="files or folders (recursive)")
     parser.add_argument("--prune", action="store_true", help="remove cases whose files under PATH are gone")
     parser.add_argument("--workers", type=int, default=None, metavar="N",
-                        help="reader processes (default: cores - 1; 0 = read in this process)")
+                        help="reader processes (default: none on 1-2 cores, else cores - 1, at most 8; "
+                             "0 = read in this process)")
     parser.add_argument("--threads", type=int, default=None, metavar="N", help="encoder threads (default: all)")
     parser.add_argument("--reembed", action="store_true",
                         help="re-embed every case with the model (after a model change); PATH optional")
