@@ -5,10 +5,11 @@ Search is exact (brute force) while the index holds at most ``EXACT_SEARCH_MAX``
 ``expansion_search`` (256) above. The threshold is measured (benchmarks/README.md, "Exact-search threshold",
 ``python -m benchmarks.vector_search``; D=192, f16, top-10, one query at a time, 2-core VM): USearch exact search
 is no slower than HNSW at expansion_search=256 up to 10,000 vectors (p50 0.50 vs 0.61 ms at 10k; 0.84 vs 0.62 ms
-at 20k, 11.0 vs 0.54 ms at 50k) and HNSW recall@10 there is >= 0.999. Filtered searches that leave at most ``EXACT_ALLOWED_MAX`` cases are
-exact over just those cases (a dot product over their vectors) unless they are at least ``OVERFETCH_MIN_SHARE`` of
-the index: then over-fetching finds k of them among a few k / share candidates, cheaper than gathering vectors
-(measured on 20k vectors with a 25 % filter: 60 -> ~15 ms per query).
+at 20k, 11.0 vs 0.54 ms at 50k) and HNSW recall@10 there is >= 0.999.
+
+Filtered searches that leave at most ``EXACT_ALLOWED_MAX`` cases are exact over just those cases (a dot product
+over their vectors) unless they are at least ``OVERFETCH_MIN_SHARE`` of the index: then over-fetching finds k of
+them among a few k / share candidates, cheaper than gathering vectors (20k vectors, 25 % filter: 60 -> ~15 ms).
 
 Saving writes a temporary file next to the target and moves it into place with ``os.replace`` (atomic), so an
 interrupted save leaves the previous index intact.
