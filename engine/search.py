@@ -75,7 +75,9 @@ class SearchError(Exception):
     """The query cannot be run (unreadable query file, unknown case, ...); message meant for the user."""
 
 
-def search_by_case(library: Library, case_id: int, k: int = 10, filters: SearchFilters | None = None) -> list[SearchResult]:
+def search_by_case(
+    library: Library, case_id: int, k: int = 10, filters: SearchFilters | None = None
+) -> list[SearchResult]:
     """Cases most similar to a catalogued case (the case itself is left out), using its stored embedding."""
     try:
         record = library.catalog.get_case(case_id)
@@ -85,13 +87,17 @@ def search_by_case(library: Library, case_id: int, k: int = 10, filters: SearchF
         raise SearchError(f"library {library.path} holds no embeddings yet")
     vector = library.catalog.embedding(case_id, library.model_id)
     if vector is None:
-        raise SearchError(f"case {case_id} has no embedding by model {library.model_id!r}: run `m3ret index --reembed`")
+        raise SearchError(
+            f"case {case_id} has no embedding by model {library.model_id!r}: run `m3ret index --reembed`"
+        )
     filters = filters or SearchFilters()
     exclude = tuple(filters.exclude_case_ids) + (case_id,)
     return _search_vector(library, vector, k, filters, record.kind, record.modality, exclude)
 
 
-def search_by_clip_case(library: Library, case: Case, k: int = 10, filters: SearchFilters | None = None) -> list[SearchResult]:
+def search_by_clip_case(
+    library: Library, case: Case, k: int = 10, filters: SearchFilters | None = None
+) -> list[SearchResult]:
     """Cases most similar to an in-memory case (embedded now, not added to the library)."""
     vector = library.encoder.embed_cases([case])[0]  # D
     filters = filters or SearchFilters()

@@ -35,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
         "description": record.description, "patient_id": record.patient_id, "patient_name": record.patient_name,
         "study_uid": record.study_uid, "series_uid": record.series_uid, "n_files": record.n_files,
         "fingerprint": record.fingerprint, "reader": record.reader,
-        "added_at": datetime.datetime.fromtimestamp(record.added_at, datetime.timezone.utc).isoformat(timespec="seconds"),
+        "added_at": datetime.datetime.fromtimestamp(record.added_at, datetime.timezone.utc).isoformat(
+            timespec="seconds"),
         "embedded_by": model_id if embedded else None, "thumbnail_bytes": len(record.thumbnail or b""),
         "source_paths": record.source_paths,
     }

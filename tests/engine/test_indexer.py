@@ -78,7 +78,8 @@ def test_rerun_embeds_nothing(library: Library, files: Path, monkeypatch: pytest
     assert sum(calls) == 0
 
 
-def test_changed_content_reembeds_only_that_file(library: Library, files: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_changed_content_reembeds_only_that_file(library: Library, files: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     index_paths(library, [files], workers=0)
     target = sorted((files / "disc").iterdir())[0]
     [(case_id, _)] = library.catalog.file_states([str(target)])[str(target)]

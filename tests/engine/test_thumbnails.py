@@ -12,7 +12,8 @@ from engine.thumbnails import decode_thumbnail, make_thumbnail
 
 
 def _case(pixels: np.ndarray, kind: str, modality: str = "OT", **kw: object) -> Case:
-    return Case(pixels=pixels, kind=kind, modality=modality, source_files=[], fingerprint="x", **kw)  # type: ignore[arg-type]
+    return Case(pixels=pixels, kind=kind, modality=modality,  # type: ignore[arg-type]
+                source_files=[], fingerprint="x", **kw)
 
 
 def test_2d_thumbnail_is_square_png_with_aspect_kept() -> None:
