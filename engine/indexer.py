@@ -228,6 +228,7 @@ class _Run:
             examined += n
             self._progress("discovering", str(root), total=None, done=examined)
 
+        seen_keys: set[str] = set()  # overlapping paths (a folder and a file in it) give each unit once
         for root in roots:
             if prune and not root.exists():
                 continue
@@ -236,7 +237,8 @@ class _Run:
                     return units
                 if isinstance(item, Failure):
                     self._fail(item)
-                else:
+                elif item.key not in seen_keys:
+                    seen_keys.add(item.key)
                     units.append(_absolute(item))
         return units
 

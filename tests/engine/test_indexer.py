@@ -387,3 +387,9 @@ def test_modality_given_later_labels_unchanged_unknown_cases(library: Library, f
     report = index_paths(library, [files / "disc"], workers=0, modality="us")
     assert report.n_unchanged == 6
     assert library.catalog.stats()["by_modality"] == {"OT": 6, "US": 6}
+
+
+def test_overlapping_paths_index_each_file_once(library: Library, files: Path) -> None:
+    one = next(files.glob("disc/*.png"))
+    report = index_paths(library, [files, one, files / "disc"], workers=0)
+    assert (report.n_added, report.n_updated) == (12, 0)
