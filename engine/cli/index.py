@@ -110,10 +110,13 @@ class ProgressBar:
         if state.stage != self._stage:
             if self._bar is not None:
                 self._bar.close()
-            unit = " files" if state.stage == "discovering" else " units"
-            self._bar = tqdm(desc=state.stage, total=state.total, unit=unit, file=sys.stderr, leave=False)
+                self._bar = None
             self._stage = state.stage
-        assert self._bar is not None
+            if state.stage in ("discovering", "indexing"):
+                unit = " files" if state.stage == "discovering" else " units"
+                self._bar = tqdm(desc=state.stage, total=state.total, unit=unit, file=sys.stderr, leave=False)
+        if self._bar is None:
+            return
         self._bar.total = state.total
         self._bar.n = state.done
         self._bar.set_postfix(failed=state.n_failed, unchanged=state.n_skipped, refresh=False)

@@ -122,3 +122,16 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_resumes(tmp_path: Path, tiny_model: Pa
                         "--workers", "0")
     assert rerun["unchanged"] >= 4 and rerun["unchanged"] + rerun["added"] == 16
     assert rerun["cases_in_library"] == 16
+
+
+def test_progress_bar_follows_the_indexer(files: Path, tmp_path: Path, tiny_model: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from engine.cli.index import ProgressBar
+    from engine.indexer import index_paths
+    from engine.library import Library
+
+    with Library.open(tmp_path / "lib", model_path=tiny_model) as library, ProgressBar(True) as bar:
+        index_paths(library, [files], progress=bar.update, workers=0)
+    err = capsys.readouterr().err
+    assert "discovering" in err and "indexing" in err and "6/6" in err
+    assert "saving" not in err and "done:" not in err
