@@ -320,6 +320,7 @@ class _Run:
             if self.cancel.is_set():
                 return  # the uncommitted batch is redone next run
         self._write(batch)
+        self._progress("indexing", "", force=True)  # the stage's final count, whatever the throttle let through
 
     def _prepared(self, pending: list[_Pending], workers: int, params: PreprocessParams
                   ) -> Iterator[tuple[_Pending, _Prepared]]:
