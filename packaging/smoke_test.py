@@ -272,7 +272,7 @@ def smoke(dist: Path, screenshot: Path, gui: bool = True) -> SmokeRun:
 
         timed_repeats(run, "m3ret --help", [*prefix, str(cli), "--help"], env, cold_folder=dist)
         run_step(run, "m3ret index", [*prefix, str(cli), "index", str(cases_dir)], env,
-                 check=lambda out: None if (tmp / "m3ret_home").is_dir() else "nothing written under M3RET_HOME")
+                 check=lambda out: _check_indexed(out, len(cases), tmp / "m3ret_home"))
         timed_repeats(run, "m3ret stats", [*prefix, str(cli), "stats"], env)
         run_step(run, "m3ret search", [*prefix, str(cli), "search", str(query), "-k", "5", "--json"], env,
                  check=lambda out: _check_results(out, cases_dir))
@@ -317,6 +317,18 @@ def run_gui(run: SmokeRun, app: Path, prefix: list[str], env: dict[str, str], sc
         run.facts[f"GUI start to first shown window ({label})"] = _time_to_shown(step) or \
             f"~{max(0.0, step.seconds - GUI_QUIT_AFTER_MS / 1000):.2f} s (start-to-exit minus quit-after-ms)"
         run.facts[f"GUI start to exit, incl. {GUI_QUIT_AFTER_MS} ms wait ({label})"] = f"{step.seconds:.2f} s"
+
+
+def _check_indexed(output: str, n_cases: int, home: Path) -> str | None:
+    """None when ``m3ret index`` added every copied file/series without a failure, under ``M3RET_HOME``."""
+    if not home.is_dir():
+        return "nothing written under M3RET_HOME"
+    added, failed = re.search(r"(\d+) added", output), re.search(r"(\d+) failed", output)
+    if added is None or failed is None:
+        return "no index summary printed"
+    if int(failed.group(1)) or int(added.group(1)) < n_cases:
+        return f"{added.group(1)} added, {failed.group(1)} failed for {n_cases} files/series"
+    return None
 
 
 def _check_results(output: str, cases_dir: Path) -> str | None:
