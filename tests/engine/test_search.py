@@ -127,37 +127,47 @@ def test_bad_queries_are_one_line_errors(subset: Library, tmp_path: Path, tiny_m
     lib.close()
 
 
-def _precision_at_k(shared_data: Path, library_dir: Path, files_dir: Path, indexed: list[dict[str, str]],
-                    model: Path, k: int = 5, per_modality: int = 12) -> tuple[float, float]:
-    """Mean same-label precision@k of held-back test files (same-modality search), and its chance level."""
+def _same_label_precision(shared_data: Path, library: Library, files_dir: Path, indexed: list[dict[str, str]],
+                          k: int = 5, held_back_per_modality: int = 10) -> tuple[float, float, int]:
+    """Mean share of same-label cases in the same-modality top-k, and the chance level, over every indexed case
+    (leave-one-out: the query case is left out of its results) plus held-back test files searched by path."""
     import csv
 
-    rows = list(csv.DictReader((shared_data / "manifest.csv").open()))
-    label_of = {r["path"]: r["label"] for r in rows}
-    indexed_paths = {r["path"] for r in indexed}
+    label_of = {r["path"]: r["label"] for r in csv.DictReader((shared_data / "manifest.csv").open())}
+    records = library.catalog.list_cases(with_thumbnails=False)
+    label = {r.id: label_of[Path(r.path).relative_to(files_dir).as_posix()] for r in records}
+    by_modality: dict[str, list[int]] = {}
+    for r in records:
+        by_modality.setdefault(r.modality, []).append(r.id)
+    same = SearchFilters(same_modality=True)
     precisions, chances = [], []
-    with Library.open(library_dir, model_path=model) as lib:
-        for modality in ("xray", "mri"):
-            code = MANIFEST_MODALITY_CODES[modality]
-            held_back = [r for r in rows if r["split"] == "test" and r["modality"] == modality
-                         and r["path"] not in indexed_paths]
-            same = [Path(c.path).relative_to(files_dir).as_posix()
-                    for c in lib.catalog.list_cases(modality=code, with_thumbnails=False)]
-            for row in held_back[:: max(1, len(held_back) // per_modality)][:per_modality]:
-                _, results = search_by_path(lib, shared_data / row["path"], k=k,
-                                            filters=SearchFilters(same_modality=True), modality=code)
-                labels = [label_of[Path(r.path).relative_to(files_dir).as_posix()] for r in results]
-                precisions.append(np.mean([lab == row["label"] for lab in labels]))
-                chances.append(np.mean([label_of[p] == row["label"] for p in same]))
-    return float(np.mean(precisions)), float(np.mean(chances))
+
+    def score(query_label: str, modality: str, hits: list, exclude: int | None = None) -> None:
+        pool = [label[i] for i in by_modality[modality] if i != exclude]
+        precisions.append(np.mean([label[h.case_id] == query_label for h in hits]))
+        chances.append(np.mean([lab == query_label for lab in pool]))
+
+    for record in records:  # leave-one-out over the library
+        score(label[record.id], record.modality, search_by_case(library, record.id, k=k, filters=same), record.id)
+    indexed_paths = {r["path"] for r in indexed}
+    test_rows = [r for r in csv.DictReader((shared_data / "manifest.csv").open()) if r["split"] == "test"]
+    for modality, code in MANIFEST_MODALITY_CODES.items():
+        if code not in by_modality:
+            continue
+        held_back = [r for r in test_rows if r["modality"] == modality and r["path"] not in indexed_paths]
+        for row in held_back[:held_back_per_modality]:
+            _, hits = search_by_path(library, shared_data / row["path"], k=k, filters=same, modality=code)
+            score(row["label"], code, hits)
+    return float(np.mean(precisions)), float(np.mean(chances)), len(precisions)
 
 
 def test_bundled_model_ranks_same_label_above_chance(shared_data: Path, default_model: Path,
                                                      tmp_path: Path) -> None:
-    rows = shared_subset(shared_data, {"xray": 24, "mri": 24})
+    rows = shared_subset(shared_data, {"xray": 60, "mri": 60, "ct": 30})
     by_modality = copy_subset(shared_data, rows, tmp_path / "files")
     with Library.open(tmp_path / "lib", model_path=default_model) as lib:
         for modality, paths in by_modality.items():
             index_paths(lib, paths, workers=0, modality=MANIFEST_MODALITY_CODES[modality])
-    precision, chance = _precision_at_k(shared_data, tmp_path / "lib", tmp_path / "files", rows, default_model)
-    assert precision > chance, f"P@5 {precision:.3f} vs chance {chance:.3f}"
+        precision, chance, n = _same_label_precision(shared_data, lib, tmp_path / "files", rows)
+    assert n == 150 + 30
+    assert precision > chance, f"same-label P@5 {precision:.3f} vs chance {chance:.3f} over {n} queries"
