@@ -6,8 +6,10 @@ Pipeline:
 2. Each unit is compared with the catalog: a unit whose files all have the recorded size and mtime (or, when
    those changed, the same content fingerprint), whose file set is that of its cases, and whose cases all have
    an embedding by the library's model is *unchanged* and skipped without being read.
-3. Changed and new units are read, preprocessed to clips and thumbnailed in worker processes (``spawn``), with
-   at most ``2 * workers`` units in flight, so memory stays bounded whatever the archive size.
+3. Changed and new units are read, preprocessed to clips and thumbnailed in reader processes (``spawn``), with
+   at most ``2 * workers`` units in flight, so memory stays bounded whatever the archive size (``workers=0``,
+   the default on 1-2 cores, and runs with fewer than ``POOL_MIN_UNITS`` units read in this process instead).
+   A reader process that dies is replaced; only the unit that kills one twice is recorded as a failure.
 4. The parent embeds clips in batches (ONNX Runtime) and is the only writer: one catalog transaction per batch
    (cases, files, embeddings, thumbnails, failures; stale cases of a re-read unit deleted), then the vectors go
    into the index. The index file is saved atomically at the end; after a crash the catalog (the truth) tops it
