@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from trainer.augment import MultiCropAugment, ViewSpec
+from trainer.augment import IntensitySpec, MultiCropAugment, ViewSpec
 from trainer.config import save_config
 from trainer.distributed import DistInfo, all_gather_objects, barrier, cleanup, init_distributed
 from trainer.model import VisionTransformer, build_encoder
@@ -100,6 +100,7 @@ def build_augment(cfg: dict[str, Any]) -> MultiCropAugment:
         mae_view=ViewSpec(m["view_size"], m["view_frames"], tuple(m["view_scale"]), time_scale),
         n_global=d["n_global"],
         n_local=d["n_local"],
+        intensity=IntensitySpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg["augment"].items()}),
     )
 
 
