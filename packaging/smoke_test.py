@@ -165,8 +165,11 @@ def make_synthetic_cases(dest: Path) -> tuple[list[Path], Path]:
     return paths, query
 
 
-def ensure_model(dist: Path, workdir: Path) -> tuple[dict[str, str], str]:
-    """Env for the commands and a description of the model: the bundled default, else a random-init export."""
+def ensure_model(dist: Path, workdir: Path, model: Path | None = None) -> tuple[dict[str, str], str]:
+    """Env for the commands and a description of the model: ``model`` where given, the bundled default, else a
+    random-init export."""
+    if model is not None:
+        return {"M3RET_MODEL": str(model.resolve())}, f"{model.name} (given with --model, via M3RET_MODEL)"
     if (dist / DEFAULT_MODEL_REL).is_file():
         return {}, f"bundled default ({DEFAULT_MODEL_REL.as_posix()})"
     path = workdir / "random-init.onnx"
@@ -220,7 +223,7 @@ def timed_repeats(run: SmokeRun, name: str, command: list[str], env: dict[str, s
     run.facts[f"{name}: warm median of {repeats}"] = f"{statistics.median(warm):.2f} s"
 
 
-def smoke(dist: Path, screenshot: Path, gui: bool = True) -> SmokeRun:
+def smoke(dist: Path, screenshot: Path, gui: bool = True, model: Path | None = None) -> SmokeRun:
     run = SmokeRun()
     dist = dist.resolve()
     cli, app = dist / "m3ret", dist / "m3ret-app"
@@ -254,7 +257,7 @@ def smoke(dist: Path, screenshot: Path, gui: bool = True) -> SmokeRun:
             "XDG_STATE_HOME": str(fake_home / ".local" / "state"),
             "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
         }
-        model_env, model_note = ensure_model(dist, tmp)
+        model_env, model_note = ensure_model(dist, tmp, model)
         env.update(model_env)
         run.facts["model"] = model_note
 
@@ -411,11 +414,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--screenshot", type=Path, default=REPO / "test-output" / "packaged_app.png")
     parser.add_argument("--report", type=Path, default=None, help="write a Markdown report here")
     parser.add_argument("--no-gui", action="store_true", help="skip the GUI step")
+    parser.add_argument("--model", type=Path, default=None, help="ONNX model to use instead of the bundled one")
     args = parser.parse_args(argv)
     if not (args.dist / "m3ret").is_file():
         print(f"{args.dist}: no built bundle (run `make package` first)", file=sys.stderr)
         return 2
-    run = smoke(args.dist, args.screenshot, gui=not args.no_gui)
+    run = smoke(args.dist, args.screenshot, gui=not args.no_gui, model=args.model)
     if args.report:
         write_report(run, args.report, args.dist, args.screenshot)
     for key, value in run.facts.items():
