@@ -103,3 +103,18 @@ def test_cli_export(exported, tmp_path, capsys):
     assert main(["export", "--checkpoint", str(checkpoint), "--out", str(out), "--card", str(card), "--no-int8"]) == 0
     assert json.loads(read_metadata(out)[mf.META_CARD]) == {"recipe": "cli"}
     assert json.loads(capsys.readouterr().out)["parity_cosine"]
+
+
+def test_bundled_default_model_follows_the_contract():
+    path = Path(__file__).resolve().parents[2] / "resources" / "models" / mf.DEFAULT_MODEL_FILENAME
+    if not path.is_file():
+        pytest.skip(f"{path.name} not built yet")
+    meta = read_metadata(path)
+    params = PreprocessParams.from_json(meta[mf.META_PREPROCESS])
+    card = json.loads(meta[mf.META_CARD])
+    assert card["model_id"] == meta[mf.META_MODEL_ID] and meta[mf.META_ARCH] == card["arch"]
+    assert path.stat().st_size < 30e6
+    for frames in (params.frames_2d, params.frames_3d):
+        out = onnx_embed(path, sample_clips(frames, params.size, batch=2))
+        assert out.shape == (2, int(meta[mf.META_EMBED_DIM]))
+        np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-4)
