@@ -77,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if data is None or not data.exists():
         print("demo: no data folder: pass --data DIR (or set M3RET_DATA)", file=sys.stderr)
         return 2
+    data = data.resolve()  # `make demo` passes ../shared/data: show clean absolute paths
     model = args.model or default_model_path()
     if not model.is_file():
         print(f"demo: model not found: {model} (export one with the trainer, or pass --model)", file=sys.stderr)
