@@ -131,15 +131,34 @@ def stop_all(timeout_s: float = 5.0) -> bool:
 
 
 PREVIEW_MIN_FILES = 24  # a DICOM series with at least this many files gets a one-slice preview first
+PREVIEW_MIN_NIFTI_SLICES = 64  # an uncompressed NIfTI with more axial slices than this gets one too
 
 
-def read_preview(reader: str, files: Sequence[Path | str]) -> Case | None:
-    """A first look at a big multi-file DICOM series: its middle file alone, as a 2D case (None otherwise).
+def read_preview(reader: str, files: Sequence[Path | str], limits: ReadLimits = DEFAULT_LIMITS) -> Case | None:
+    """A first look at a big volume, as a 2D case: the middle file alone of a multi-file DICOM series, the middle
+    axial slice alone of an uncompressed ``.nii`` (None otherwise, or when that slice cannot be read).
 
-    Reading 500 slices takes seconds; one slice takes milliseconds, so the user sees pixels at once."""
+    Reading 500 slices takes seconds; one slice takes milliseconds, so the user sees pixels at once. A ``.nii.gz``
+    gets no preview: its middle slice sits behind half the compressed stream, which the full read decompresses
+    again."""
+    if reader == "nifti" and len(files) == 1 and Path(files[0]).name.lower().endswith(".nii"):
+        return _read_nifti_middle(Path(files[0]), limits)
     if reader != "dicom" or len(files) < PREVIEW_MIN_FILES:
         return None
     return _read_one_dicom(Path(sorted(str(f) for f in files)[len(files) // 2]))
+
+
+def _read_nifti_middle(path: Path, limits: ReadLimits) -> Case | None:
+    from engine.io.case import ReadError
+    from engine.io.nifti import nifti_slice_count, read_nifti_middle_slice
+
+    try:
+        if nifti_slice_count(path) <= PREVIEW_MIN_NIFTI_SLICES:
+            return None
+        return read_nifti_middle_slice(path, limits)
+    except (OSError, ReadError) as exc:  # the full read reports the problem
+        log.debug("no preview of %s: %s", path, exc)
+        return None
 
 
 def folder_preview(folder: Path) -> Case | None:
@@ -171,7 +190,7 @@ def read_library_case(
     catalog's modality (given at indexing) is put back."""
     record = library.catalog.get_case(case_id)
     if progress is not None and record.kind == "volume":
-        preview = read_preview(record.reader, record.source_paths)
+        preview = read_preview(record.reader, record.source_paths, limits)
         if preview is not None:
             progress(preview)
     if record.kind == "video" and _wants_more_frames(limits):
@@ -204,7 +223,7 @@ def read_file_case(path: Path, limits: ReadLimits, progress: Callable[[Any], Non
             failures.append(unit)
             continue
         if progress is not None and not previewed:
-            preview = read_preview(unit.reader, unit.files)
+            preview = read_preview(unit.reader, unit.files, limits)
             if preview is not None:
                 progress(preview)
                 previewed = True

@@ -6,6 +6,7 @@
   mapping (column, row, slice) to LPS millimetres (NIfTI itself is RAS).
 - 4D (and higher) files: the first volume only; ``metadata["volumes_in_file"]`` says how many there were.
 - A single-slice file becomes an ``image2d`` case.
+- ``read_nifti_middle_slice`` reads the middle axial slice alone (a quick preview of a big ``.nii``).
 - scl_slope / scl_inter are applied (nibabel's data proxy does it).
 - ``modality`` is ``"OT"`` unless the header description names CT or MR, and ``intensity`` is always ``"raw"``:
   a NIfTI does not state that its values are Hounsfield units, so CT NIfTIs are percentile-scaled by
@@ -111,21 +112,7 @@ def read_nifti(path: Path | str, limits: ReadLimits = DEFAULT_LIMITS) -> Case:
         raise ReadError("NIfTI header has no usable affine")
     pixels, affine = to_canonical(data, affine_ras)
     spacing_xyz = np.linalg.norm(affine[:3, :3], axis=0)  # mm per column, row, slice
-    description = _header_text(header, "descrip")
-    metadata = {
-        "format": "nifti",
-        "description": description,
-        "volumes_in_file": str(volumes),
-        "dtype": str(pixels.dtype),
-    }
-    common = dict(
-        modality=_modality(description),
-        source_files=[path],
-        fingerprint=file_fingerprint(path),
-        intensity="raw",
-        metadata=metadata,
-        uid=str(path.resolve()),
-    )
+    common = _case_fields(path, header, volumes, pixels.dtype)
     flat_axes = [axis for axis in range(3) if pixels.shape[axis] == 1]
     if flat_axes:  # one slice: a 2D image, rows and columns kept in canonical order
         kept = [axis for axis in range(3) if axis != flat_axes[0]]
@@ -134,6 +121,81 @@ def read_nifti(path: Path | str, limits: ReadLimits = DEFAULT_LIMITS) -> Case:
         return Case(pixels=image, kind="image2d", spacing=spacing, **common)
     spacing = (float(spacing_xyz[2]), float(spacing_xyz[1]), float(spacing_xyz[0]))  # Z Y X
     return Case(pixels=pixels, kind="volume", spacing=spacing, affine=affine, **common)
+
+
+def nifti_slice_count(path: Path | str) -> int:
+    """Number of axial (Superior) slices of a NIfTI file, from its header alone (1 for a 2D file)."""
+    img = _load_header(Path(path))
+    shape = img.header.get_data_shape()
+    axis = _superior_axis(img.affine)
+    return int(shape[axis]) if axis < len(shape) else 1
+
+
+def read_nifti_middle_slice(path: Path | str, limits: ReadLimits = DEFAULT_LIMITS) -> Case:
+    """The middle axial slice of a NIfTI file alone, as an ``image2d`` Case equal to ``read_nifti(path).pixels[Z // 2]``
+    (first volume of a 4D file). From an uncompressed ``.nii`` only that slice's bytes are read (a quick preview)."""
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise ReadError("empty file")
+    img = _load_header(path)
+    header = img.header
+    shape = tuple(int(s) for s in header.get_data_shape())
+    _check_limits(shape, header.get_data_dtype().itemsize, limits)
+    affine_ras = img.affine
+    if affine_ras is None or not np.all(np.isfinite(affine_ras)):
+        raise ReadError("NIfTI header has no usable affine")
+    axis = _superior_axis(affine_ras)
+    if axis >= len(shape):
+        raise ReadError(f"NIfTI file of shape {shape} has no axial slices")
+    count = shape[axis]
+    flipped = orientations.io_orientation(affine_ras)[axis, 1] < 0  # voxel axis runs Superior -> Inferior
+    index = count - 1 - count // 2 if flipped else count // 2  # canonical slice Z // 2
+    key: list[slice | int] = [slice(None)] * 3 + [0] * (len(shape) - 3)
+    key[axis] = slice(index, index + 1)  # one slice kept as a length-1 axis: to_canonical applies unchanged
+    try:
+        data = np.asarray(img.dataobj[tuple(key[: len(shape)])])
+    except Exception as exc:  # noqa: BLE001 (truncated gzip, short file, bad dtype, ...)
+        raise ReadError(f"cannot read NIfTI voxels ({_one_line(exc)})") from None
+    if data.dtype.fields is not None:
+        raise ReadError(f"unsupported NIfTI data type {data.dtype}")
+    if not data.dtype.isnative:
+        data = data.astype(data.dtype.newbyteorder("="))
+    while data.ndim < 3:
+        data = data[..., None]
+    pixels, affine = to_canonical(data, affine_ras)  # 1 Y X
+    spacing_xyz = np.linalg.norm(affine[:3, :3], axis=0)  # mm per column, row, slice
+    return Case(
+        pixels=np.ascontiguousarray(pixels[0]),
+        kind="image2d",
+        spacing=(float(spacing_xyz[1]), float(spacing_xyz[0])),  # row, col
+        **_case_fields(path, header, math.prod(shape[3:]), pixels.dtype),
+    )
+
+
+def _superior_axis(affine_ras: np.ndarray) -> int:
+    """The voxel axis (0 i, 1 j, 2 k) that runs along Superior/Inferior (3 when none does)."""
+    ornt = orientations.io_orientation(affine_ras)
+    matches = [axis for axis in range(len(ornt)) if ornt[axis, 0] == 2]
+    return matches[0] if matches else 3
+
+
+def _case_fields(path: Path, header: nib.Nifti1Header, volumes: int, dtype: np.dtype) -> dict:
+    """The Case fields other than pixels, kind, spacing and affine."""
+    description = _header_text(header, "descrip")
+    metadata = {
+        "format": "nifti",
+        "description": description,
+        "volumes_in_file": str(volumes),
+        "dtype": str(dtype),
+    }
+    return dict(
+        modality=_modality(description),
+        source_files=[path],
+        fingerprint=file_fingerprint(path),
+        intensity="raw",
+        metadata=metadata,
+        uid=str(path.resolve()),
+    )
 
 
 def _header_text(header: nib.Nifti1Header, field: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import threading
 import time
 from pathlib import Path
@@ -85,6 +86,27 @@ def test_big_dicom_series_gets_a_one_slice_preview(tmp_path: Path) -> None:
     assert abs(float(preview.pixels.astype(float).mean()) - float(middle.astype(float).mean())) < 1.0
     assert read_preview("dicom", files[: PREVIEW_MIN_FILES - 1]) is None  # small series: no preview needed
     assert read_preview("nifti", files) is None
+
+
+def test_big_nifti_gets_its_middle_slice_as_a_preview(tmp_path: Path) -> None:
+    from benchmarks.app_startup import write_nifti
+
+    from app.workers import PREVIEW_MIN_NIFTI_SLICES, read_preview
+
+    path = write_nifti(tmp_path / "ct.nii", size=32, n_slices=PREVIEW_MIN_NIFTI_SLICES + 6)
+    events: list = []
+    case = read_file_case(path, viewer_read_limits(), progress=lambda preview: events.append(("preview", preview)))
+    events.append(("case", case))
+    assert [name for name, _ in events] == ["preview", "case"]
+    preview = events[0][1]
+    assert preview.kind == "image2d" and case.kind == "volume"
+    np.testing.assert_array_equal(preview.pixels, case.pixels[case.pixels.shape[0] // 2])
+    small = write_nifti(tmp_path / "small.nii", size=32, n_slices=PREVIEW_MIN_NIFTI_SLICES)
+    assert read_preview("nifti", [small]) is None  # few slices: the whole volume comes quickly anyway
+    gz = tmp_path / "ct.nii.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes()))
+    assert read_preview("nifti", [gz]) is None  # compressed: no cheap way to the middle slice
+    assert read_preview("nifti", [tmp_path / "missing.nii"]) is None  # the full read reports the error
 
 
 def test_preview_comes_before_the_folder_scan_and_only_once(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from nibabel.testing import data_path
 
 from engine.config import ReadLimits
 from engine.io.case import ReadError
-from engine.io.nifti import read_nifti
+from engine.io.nifti import nifti_slice_count, read_nifti, read_nifti_middle_slice
 
 NIBABEL_DATA = Path(data_path)
 SHIPPED = ["anatomical.nii", "example4d.nii.gz", "example_nifti2.nii.gz", "functional.nii", "standard.nii.gz"]
@@ -86,6 +86,36 @@ def test_4d_reads_first_volume_only(tmp_path: Path) -> None:
     assert case.shape == (3, 5, 4)
     assert np.all(case.pixels == 7.0)
     assert case.metadata["volumes_in_file"] == "3"
+
+
+# Voxel axes permuted and flipped: i runs Superior -> Inferior, j Anterior -> Posterior, k Left -> Right.
+ODD_AFFINE = np.array([[0.0, 0.0, 0.8, 10.0], [0.0, -0.6, 0.0, 20.0], [-2.5, 0.0, 0.0, 30.0], [0, 0, 0, 1.0]])
+
+
+@pytest.mark.parametrize(("shape", "affine"), [((6, 8, 9), np.diag([0.6, 0.8, 2.5, 1.0])), ((8, 7, 9), ODD_AFFINE)])
+def test_middle_slice_equals_that_slice_of_the_volume(tmp_path: Path, shape: tuple[int, ...], affine) -> None:
+    data = np.random.default_rng(0).integers(-1000, 2000, size=shape).astype(np.int16)
+    path = tmp_path / "odd.nii"
+    img = nib.Nifti1Image(data, affine)
+    img.header["descrip"] = b"CT phantom"
+    nib.save(img, path)
+    volume = read_nifti(path)
+    middle = read_nifti_middle_slice(path)
+    slices = volume.pixels.shape[0]
+    assert nifti_slice_count(path) == slices == (shape[0] if affine is ODD_AFFINE else shape[2])
+    assert middle.kind == "image2d" and middle.pixels.dtype == volume.pixels.dtype
+    np.testing.assert_array_equal(middle.pixels, volume.pixels[slices // 2])
+    assert middle.spacing == pytest.approx(volume.spacing[1:])  # row, col
+    assert (middle.modality, middle.intensity, middle.metadata) == ("CT", "raw", volume.metadata)
+
+
+def test_middle_slice_of_a_4d_file_comes_from_the_first_volume(tmp_path: Path) -> None:
+    data = np.random.default_rng(1).random((6, 5, 7, 3)).astype(np.float32)
+    path = tmp_path / "four_d.nii"
+    nib.save(nib.Nifti1Image(data, ODD_AFFINE), path)
+    middle = read_nifti_middle_slice(path)
+    np.testing.assert_array_equal(middle.pixels, read_nifti(path).pixels[6 // 2])
+    assert middle.metadata["volumes_in_file"] == "3"
 
 
 @pytest.mark.parametrize("shape", [(20, 30), (20, 30, 1)])
