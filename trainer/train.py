@@ -264,7 +264,9 @@ def pretrain(cfg: dict[str, Any], run_dir: str | Path) -> Path:
     run_dir = Path(run_dir)
     info = init_distributed(cfg["train"]["device"])
     try:
-        return _pretrain(cfg, run_dir, info)
+        last = _pretrain(cfg, run_dir, info)
+        barrier(info)  # all ranks finished before any tears gloo down (a peer leaving early aborts the other)
+        return last
     finally:
         cleanup(info)
 
