@@ -83,22 +83,23 @@ def to_canonical(data: np.ndarray, affine_ras: np.ndarray) -> tuple[np.ndarray, 
     return pixels, RAS_TO_LPS @ affine
 
 
-def read_nifti(path: Path | str, limits: ReadLimits = DEFAULT_LIMITS) -> Case:
-    """Read a NIfTI file as a ``volume`` Case in canonical orientation (``image2d`` for a single slice)."""
-    path = Path(path)
+def _open_checked(path: Path, limits: ReadLimits) -> tuple[nib.Nifti1Image, tuple[int, ...], np.ndarray]:
+    """Header-only open of a NIfTI file: (image proxy, data shape, RAS affine), refused on limits or a bad affine."""
     if path.stat().st_size == 0:
         raise ReadError("empty file")
     img = _load_header(path)
-    header = img.header
-    shape = tuple(int(s) for s in header.get_data_shape())
-    _check_limits(shape, header.get_data_dtype().itemsize, limits)
-    volumes = math.prod(shape[3:])
+    shape = tuple(int(s) for s in img.header.get_data_shape())
+    _check_limits(shape, img.header.get_data_dtype().itemsize, limits)
+    affine_ras = img.affine
+    if affine_ras is None or not np.all(np.isfinite(affine_ras)):
+        raise ReadError("NIfTI header has no usable affine")
+    return img, shape, affine_ras
+
+
+def _read_voxels(img: nib.Nifti1Image, key: tuple[slice | int, ...]) -> np.ndarray:
+    """The voxels ``img.dataobj[key]`` (only those bytes are read), native byte order, at least 3 axes."""
     try:
-        if len(shape) > 3:
-            first = (slice(None),) * 3 + (0,) * (len(shape) - 3)
-            data = np.asarray(img.dataobj[first])  # only the first volume is read
-        else:
-            data = np.asarray(img.dataobj)
+        data = np.asarray(img.dataobj[key])
     except Exception as exc:  # noqa: BLE001 (truncated gzip, short file, bad dtype, ...)
         raise ReadError(f"cannot read NIfTI voxels ({_one_line(exc)})") from None
     if data.dtype.fields is not None:
@@ -107,9 +108,17 @@ def read_nifti(path: Path | str, limits: ReadLimits = DEFAULT_LIMITS) -> Case:
         data = data.astype(data.dtype.newbyteorder("="))  # big-endian files -> native byte order
     while data.ndim < 3:
         data = data[..., None]
-    affine_ras = img.affine
-    if affine_ras is None or not np.all(np.isfinite(affine_ras)):
-        raise ReadError("NIfTI header has no usable affine")
+    return data
+
+
+def read_nifti(path: Path | str, limits: ReadLimits = DEFAULT_LIMITS) -> Case:
+    """Read a NIfTI file as a ``volume`` Case in canonical orientation (``image2d`` for a single slice)."""
+    path = Path(path)
+    img, shape, affine_ras = _open_checked(path, limits)
+    header = img.header
+    volumes = math.prod(shape[3:])
+    first = (slice(None),) * 3 + (0,) * (len(shape) - 3)  # only the first volume of a 4D file is read
+    data = _read_voxels(img, first[: len(shape)])
     pixels, affine = to_canonical(data, affine_ras)
     spacing_xyz = np.linalg.norm(affine[:3, :3], axis=0)  # mm per column, row, slice
     common = _case_fields(path, header, volumes, pixels.dtype)
@@ -135,15 +144,8 @@ def read_nifti_middle_slice(path: Path | str, limits: ReadLimits = DEFAULT_LIMIT
     """The middle axial slice of a NIfTI file alone, as an ``image2d`` Case equal to ``read_nifti(path).pixels[Z // 2]``
     (first volume of a 4D file). From an uncompressed ``.nii`` only that slice's bytes are read (a quick preview)."""
     path = Path(path)
-    if path.stat().st_size == 0:
-        raise ReadError("empty file")
-    img = _load_header(path)
+    img, shape, affine_ras = _open_checked(path, limits)
     header = img.header
-    shape = tuple(int(s) for s in header.get_data_shape())
-    _check_limits(shape, header.get_data_dtype().itemsize, limits)
-    affine_ras = img.affine
-    if affine_ras is None or not np.all(np.isfinite(affine_ras)):
-        raise ReadError("NIfTI header has no usable affine")
     axis = _superior_axis(affine_ras)
     if axis >= len(shape):
         raise ReadError(f"NIfTI file of shape {shape} has no axial slices")
@@ -152,16 +154,7 @@ def read_nifti_middle_slice(path: Path | str, limits: ReadLimits = DEFAULT_LIMIT
     index = count - 1 - count // 2 if flipped else count // 2  # canonical slice Z // 2
     key: list[slice | int] = [slice(None)] * 3 + [0] * (len(shape) - 3)
     key[axis] = slice(index, index + 1)  # one slice kept as a length-1 axis: to_canonical applies unchanged
-    try:
-        data = np.asarray(img.dataobj[tuple(key[: len(shape)])])
-    except Exception as exc:  # noqa: BLE001 (truncated gzip, short file, bad dtype, ...)
-        raise ReadError(f"cannot read NIfTI voxels ({_one_line(exc)})") from None
-    if data.dtype.fields is not None:
-        raise ReadError(f"unsupported NIfTI data type {data.dtype}")
-    if not data.dtype.isnative:
-        data = data.astype(data.dtype.newbyteorder("="))
-    while data.ndim < 3:
-        data = data[..., None]
+    data = _read_voxels(img, tuple(key[: len(shape)]))
     pixels, affine = to_canonical(data, affine_ras)  # 1 Y X
     spacing_xyz = np.linalg.norm(affine[:3, :3], axis=0)  # mm per column, row, slice
     return Case(
