@@ -77,6 +77,7 @@ def export_onnx(
     if card is not None:
         meta[mf.META_CARD] = json.dumps(card, sort_keys=True)
     set_metadata(model, meta)
+    strip_source_traces(model)
     onnx.checker.check_model(model)
     onnx.save(model, str(out_path))
     log.info("%s: exported %s (%.1f MB)", out_path, model_id, out_path.stat().st_size / 1e6)
@@ -94,6 +95,20 @@ def _export(encoder: VisionTransformer, example: torch.Tensor, batch, tubelets, 
         dynamo=True,
         external_data=False,
     )
+
+
+def strip_source_traces(model: onnx.ModelProto) -> int:
+    """Drop the per-node Python stack traces the dynamo exporter records (they name the build machine's paths).
+
+    Returns how many node metadata entries were removed; the graph and weights are untouched."""
+    removed = 0
+    nodes = list(model.graph.node) + [n for fn in model.functions for n in fn.node]
+    for node in nodes:
+        kept = [p for p in node.metadata_props if "stack_trace" not in p.key]
+        removed += len(node.metadata_props) - len(kept)
+        del node.metadata_props[:]
+        node.metadata_props.extend(kept)
+    return removed
 
 
 def set_metadata(model: onnx.ModelProto, meta: dict[str, str]) -> None:

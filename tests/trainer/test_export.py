@@ -118,3 +118,9 @@ def test_bundled_default_model_follows_the_contract():
         out = onnx_embed(path, sample_clips(frames, params.size, batch=2))
         assert out.shape == (2, int(meta[mf.META_EMBED_DIM]))
         np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-4)
+
+
+def test_exported_file_names_no_paths_of_the_build_machine(exported):
+    path, _, _, _ = exported
+    repo = str(Path(__file__).resolve().parents[2])
+    assert repo.encode() not in Path(path).read_bytes()  # the exporter's per-node stack traces are stripped
