@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("pretrain", help="self-supervised pretraining (MAE, SimDINO or both)")
+    p = sub.add_parser("pretrain", help="self-supervised pretraining (MAE, SimDINO, both, or frame_simdino)")
     p.add_argument("--experiment", default=None, help="configs/<NAME>.json or a path to a JSON config")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config key, e.g. --set train.steps=100 (repeatable)")
@@ -51,11 +51,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "pretrain":
             from trainer.config import load_config
-            from trainer.train import pretrain
 
             cfg = load_config(args.experiment, args.overrides)
-            last = pretrain(cfg, args.run_dir)
-            print(last)
+            if cfg["objective"] == "frame_simdino":  # warm-started frame encoder (trainer.adapt)
+                from trainer.adapt import adapt
+
+                print(adapt(cfg, args.run_dir))
+            else:
+                from trainer.train import pretrain
+
+                print(pretrain(cfg, args.run_dir))
         elif args.command == "export":
             from trainer.export import export_checkpoint
 

@@ -24,7 +24,6 @@ import torch
 
 from engine import model_format as mf
 from engine.preprocess import DEFAULT_PARAMS, PreprocessParams
-from trainer.model import VisionTransformer
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +47,7 @@ def make_model_id(arch: str, objective: str, encoder: torch.nn.Module) -> str:
 
 
 def export_onnx(
-    encoder: VisionTransformer,
+    encoder: torch.nn.Module,
     out_path: str | Path,
     *,
     arch: str,
@@ -63,7 +62,8 @@ def export_onnx(
     encoder = encoder.eval().cpu()
     example = torch.rand(2, 3, params.frames_3d, params.size, params.size)  # B 3 T H W
     batch = torch.export.Dim("batch", min=1, max=4096)
-    tubelets = torch.export.Dim("tubelets", min=1, max=encoder.pos_embed.max_t)
+    max_tubelets = encoder.pos_embed.max_t if hasattr(encoder, "pos_embed") else params.frames_3d
+    tubelets = torch.export.Dim("tubelets", min=1, max=max_tubelets)
     with contextlib.redirect_stdout(sys.stderr):  # the exporter prints progress; stdout stays for reports
         program = _export(encoder, example, batch, tubelets, opset)
     program.save(str(out_path), external_data=False)
@@ -84,17 +84,22 @@ def export_onnx(
     return out_path
 
 
-def _export(encoder: VisionTransformer, example: torch.Tensor, batch, tubelets, opset: int):
+def _export(encoder: torch.nn.Module, example: torch.Tensor, batch, tubelets, opset: int):
     return torch.onnx.export(
         encoder,
         (example,),
         input_names=[mf.INPUT_NAME],
         output_names=[mf.OUTPUT_NAME],
-        dynamic_shapes={"clip": {0: batch, 2: encoder.tubelet * tubelets}},
+        dynamic_shapes={"clip": {0: batch, 2: _tubelet(encoder) * tubelets}},
         opset_version=opset,
         dynamo=True,
         external_data=False,
     )
+
+
+def _tubelet(encoder: torch.nn.Module) -> int:
+    """Frames per tubelet: the ViT's tubelet depth, the frame encoder's frame stride."""
+    return int(getattr(encoder, "tubelet", getattr(encoder, "frame_stride", 1)))
 
 
 def strip_source_traces(model: onnx.ModelProto) -> int:
@@ -152,7 +157,7 @@ def sample_clips(frames: int, size: int, batch: int = 3, seed: int = 0) -> np.nd
 
 
 def verify_parity(
-    onnx_path: str | Path, encoder: VisionTransformer, size: int, frames: tuple[int, ...] = (2, 16), clips: dict[int, np.ndarray] | None = None
+    onnx_path: str | Path, encoder: torch.nn.Module, size: int, frames: tuple[int, ...] = (2, 16), clips: dict[int, np.ndarray] | None = None
 ) -> dict[int, float]:
     """Minimum cosine between ONNX and torch embeddings per clip length."""
     encoder = encoder.eval().cpu()
@@ -198,6 +203,10 @@ def export_checkpoint(
 
     ckpt = load_checkpoint(checkpoint)
     cfg = ckpt["config"]
+    if cfg["objective"] == "frame_simdino":
+        from trainer.export_frames import export_frame_checkpoint
+
+        return export_frame_checkpoint(ckpt, out_path, card=card, int8=int8)
     model = PretrainModel(cfg)
     model.load_state_dict(ckpt["model"])
     teacher = cfg["export"]["use_teacher"] if use_teacher is None else use_teacher

