@@ -33,6 +33,7 @@ from trainer.retrieval_metrics import DEFAULT_KS, retrieval_metrics
 logger = logging.getLogger(__name__)
 
 TABLE_COLUMNS = ("P@1", "P@5", "P@10", "mAP@R", "same_modality@10")
+MACRO_COLUMNS = ("P@1", "P@10", "mAP@R")
 
 
 def embed_clip_set(embedder: Embedder, clip_set: ClipSet, desc: str = "embedding") -> np.ndarray:
@@ -96,7 +97,7 @@ def evaluate(
         embeddings = embed_clip_set(embedder, clip_set, desc=method)
         seconds = time.perf_counter() - started
         metrics = retrieval_metrics(embeddings, [r.label for r in clip_set.rows], clip_set.modalities,
-                                    clip_set.datasets, ks)
+                                    clip_set.datasets, ks, patients=[r.patient for r in clip_set.rows])
         entry = {"metrics": metrics, "dim": int(embeddings.shape[1]), "embed_seconds": round(seconds, 2),
                  "n_clips": len(clip_set), "preprocess": json.loads(params.to_json())}
         if getattr(embedder, "model_id", None):
@@ -124,9 +125,20 @@ def markdown_report(results: dict) -> str:
     lines = [f"# Retrieval evaluation, split `{results['split']}`", ""]
     lines.append(f"{results['n_clips']} clips of {results['n_rows']} rows "
                  f"({', '.join(f'{m} {n}' for m, n in results['modalities'].items())}); "
-                 f"{len(results['failures'])} unreadable. Leave-one-out over the whole split; relevant = same "
-                 "dataset/label. Definitions: `trainer/retrieval_metrics.py`.")
-    for title, key in (("Per modality", "per_modality"), ("Per dataset", "per_dataset")):
+                 f"{len(results['failures'])} unreadable. Leave-one-out over the whole split, items of the query's "
+                 "own patient left out of its gallery; relevant = same dataset/label. Macro = mean over the labels "
+                 "(each class once), [95 % bootstrap interval]. Definitions: `trainer/retrieval_metrics.py`.")
+    for title, key in (("Macro per modality", "per_modality"), ("Macro per dataset", "per_dataset")):
+        lines += ["", f"## {title}", "", "| method | " + ("modality" if key == "per_modality" else "dataset")
+                  + " | " + " | ".join(f"macro {c}" for c in MACRO_COLUMNS) + " | queries |",
+                  "|---|---|" + "---:|" * (len(MACRO_COLUMNS) + 1)]
+        for method, entry in results["methods"].items():
+            metrics = entry["metrics"]
+            for group, row in metrics[key].items():
+                cells = " | ".join(f"{_fmt(row['macro'][c])} [{_fmt(row['ci95'][c][0])}, {_fmt(row['ci95'][c][1])}]"
+                                   for c in MACRO_COLUMNS)
+                lines.append(f"| {method} | {group} | {cells} | {row['n_scored']} |")
+    for title, key in (("Per modality (micro)", "per_modality"), ("Per dataset (micro)", "per_dataset")):
         lines += ["", f"## {title}", "", "| method | " + ("modality" if key == "per_modality" else "dataset")
                   + " | " + " | ".join(TABLE_COLUMNS) + " | queries |",
                   "|---|---|" + "---:|" * (len(TABLE_COLUMNS) + 1)]
@@ -187,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"comma-separated subset of {','.join(BASELINES)} or 'none' "
                              "(default: all three without --model, none with it)")
     parser.add_argument("--arch", default=None, help="random_vit architecture (default: the model's, else vit_tiny)")
+    parser.add_argument("--baseline-params", choices=("default", "model"), default="model",
+                        help="preprocessing of the baselines' clips: the first model's (default) or the engine defaults (128 px)")
     parser.add_argument("--manifest", type=Path, default=None,
                         help="manifest CSV or folder (default: the shared data manifest)")
     parser.add_argument("--split", default="test", help="split to evaluate ('all' for every row)")
@@ -212,7 +226,7 @@ def _embedders(args: argparse.Namespace) -> dict[str, Embedder]:
         if arch not in ARCHS:
             logger.warning("model arch %r is not a trainer ViT; random_vit uses vit_tiny", arch)
             arch = "vit_tiny"
-    params = next(iter(embedders.values())).params if embedders else None
+    params = next(iter(embedders.values())).params if embedders and args.baseline_params == "model" else None
     for name in names:
         embedders[name] = make_baseline(name, arch=arch, **({"params": params} if params else {}))
     return embedders
