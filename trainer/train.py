@@ -30,6 +30,7 @@ from trainer.augment import IntensitySpec, MultiCropAugment, ViewSpec
 from trainer.config import save_config
 from trainer.distributed import DistInfo, all_gather_objects, barrier, cleanup, init_distributed
 from trainer.model import VisionTransformer, build_encoder
+from trainer.objectives.distill import DistillHead
 from trainer.objectives.mae import MAEDecoder
 from trainer.objectives.simdino import SimDINOHead
 
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 OBJECTIVES = ("mae", "simdino", "mae+simdino")
 METRIC_FIELDS = (
-    "step", "frames", "batch", "lr", "loss", "loss_mae", "loss_simdino", "distance", "coding_rate",
+    "step", "frames", "batch", "lr", "loss", "loss_mae", "loss_simdino", "loss_distill", "distance", "coding_rate",
     "grad_norm", "momentum", "clips_per_s", "elapsed_s",
 )
 
@@ -63,12 +64,23 @@ class PretrainModel(nn.Module):
             )
         if "simdino" in objective.split("+"):
             self.simdino = SimDINOHead(self.encoder, dino["hidden_dim"], dino["out_dim"], dino["eps"], dino["gamma"])
+        distill = cfg["distill"]
+        self.distill_weight = float(distill["weight"])
+        self.distill = None
+        if distill["teacher"]:  # the head maps to the teacher's embedding size, read from its metadata
+            from engine.model_format import META_EMBED_DIM
+            from trainer.export import read_metadata
+
+            teacher_dim = int(read_metadata(distill["teacher"])[META_EMBED_DIM])
+            self.distill = DistillHead(self.encoder.embed_dim, teacher_dim)
 
     def forward(
         self,
         mae_input: torch.Tensor | None = None,
         global_views: list[torch.Tensor] | None = None,
         local_views: list[torch.Tensor] | None = None,
+        distill_input: torch.Tensor | None = None,
+        distill_target: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Losses of one batch; ``loss`` is the weighted sum that is back-propagated."""
         out: dict[str, torch.Tensor] = {}
@@ -80,6 +92,9 @@ class PretrainModel(nn.Module):
             loss, distance, rate = self.simdino(self.encoder, global_views, local_views or [])
             out.update(loss_simdino=loss, distance=distance, coding_rate=rate)
             total = total + self.simdino_weight * loss
+        if self.distill is not None and distill_input is not None:
+            out["loss_distill"] = self.distill(self.encoder, distill_input, distill_target)
+            total = total + self.distill_weight * out["loss_distill"]
         out["loss"] = total
         return out
 
@@ -288,6 +303,11 @@ def _pretrain(cfg: dict[str, Any], run_dir: Path, info: DistInfo) -> Path:
     torch.manual_seed(seed)
     np.random.seed(seed)
     random.seed(seed)
+    targets = None
+    if cfg["distill"]["teacher"]:  # distilled_vit: the adapted encoder's embeddings of every clip, computed once
+        from trainer.teacher_targets import teacher_targets
+
+        targets = teacher_targets(data, cfg["distill"]["teacher"], cfg["data"]["cache_dir"])
     step = 0
     if resume is not None:
         ckpt = load_checkpoint(resume)
@@ -315,7 +335,10 @@ def _pretrain(cfg: dict[str, Any], run_dir: Path, info: DistInfo) -> Path:
         t0 = time.perf_counter()
         frames, indices = sampler.next_batch()
         batch = torch.from_numpy(np.ascontiguousarray(data.batch(indices)))  # B 3 T H W
-        inputs = _to_device(make_inputs(model, batch, augment), info.device)
+        inputs = make_inputs(model, batch, augment)
+        if targets is not None:
+            inputs["distill_input"], inputs["distill_target"] = batch, torch.from_numpy(targets[indices])
+        inputs = _to_device(inputs, info.device)
         momentum = teacher_momentum(step, total, cfg["simdino"]["momentum"])
         lr = scheduler.get_last_lr()[0]
         out = train_step(ddp, optimizer, scheduler, inputs, cfg["optim"]["clip_grad"], momentum, t_cfg["amp"])
