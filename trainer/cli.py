@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--card", type=Path, default=None, help="JSON model card embedded in the metadata")
     e.add_argument("--no-int8", action="store_true", help="skip the int8 quantised copy")
     e.add_argument("--student", action="store_true", help="export the student, not the EMA teacher")
+    e.add_argument("--no-whitening", action="store_true",
+                   help="frame encoder: skip the whitening even where the run's config enables it")
 
     sub.add_parser("evaluate", help="retrieval evaluation (trainer.evaluate)", add_help=False)
     return parser
@@ -66,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
 
             card = json.loads(args.card.read_text(encoding="utf-8")) if args.card else None
             report = export_checkpoint(args.checkpoint, args.out, card=card, int8=not args.no_int8,
-                                       use_teacher=False if args.student else None)
+                                       use_teacher=False if args.student else None,
+                                       whitening=not args.no_whitening)
             print(json.dumps(report, indent=2))
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"m3ret-train: error: {exc}", file=sys.stderr)

@@ -197,8 +197,11 @@ def export_checkpoint(
     card: dict[str, Any] | None = None,
     int8: bool = True,
     use_teacher: bool | None = None,
+    whitening: bool = True,
 ) -> dict[str, Any]:
-    """Export a pretraining checkpoint's encoder, verify parity, optionally quantise. Returns a report dict."""
+    """Export a pretraining checkpoint's encoder, verify parity, optionally quantise. Returns a report dict.
+
+    ``whitening=False`` skips the frame encoder's whitening even where its config enables it."""
     from trainer.train import PretrainModel, load_checkpoint
 
     ckpt = load_checkpoint(checkpoint)
@@ -206,6 +209,8 @@ def export_checkpoint(
     if cfg["objective"] == "frame_simdino":
         from trainer.export_frames import export_frame_checkpoint
 
+        if not whitening:
+            ckpt = {**ckpt, "config": {**cfg, "whitening": {**cfg["whitening"], "enabled": False}}}
         return export_frame_checkpoint(ckpt, out_path, card=card, int8=int8)
     model = PretrainModel(cfg)
     model.load_state_dict(ckpt["model"])
