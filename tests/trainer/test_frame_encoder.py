@@ -72,3 +72,19 @@ def test_freezing_keeps_only_the_last_blocks_trainable() -> None:
     assert all(not p.requires_grad for b in blocks[:-2] for p in b.parameters())
     assert all(p.requires_grad for b in blocks[-2:] for p in b.parameters())
     assert not enc.backbone._conv_stem.weight.requires_grad and enc.backbone._conv_head.weight.requires_grad
+
+
+def test_multi_layer_descriptor_is_each_layer_pooled_and_normalised() -> None:
+    enc = FrameClipEncoder("efficientnet-lite0", pretrained=True, pooling="mean",
+                           layers=("stage6", "stage7", "head")).eval()
+    assert enc.layer_dims == [192, 320, 1280] and enc.pooled_dim == 1792
+    frames = _clip(1)[:, :, 0]  # 1 3 S S
+    with torch.no_grad():
+        descriptor = enc.frame_descriptors(frames)
+        head = torch.nn.functional.normalize(enc.frame_features(frames), dim=-1)
+    parts = descriptor.split(enc.layer_dims, dim=1)
+    torch.testing.assert_close(parts[2], head, rtol=1e-4, atol=1e-4)  # the head part is the plain head feature
+    for part in parts:
+        assert float(part.norm()) == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ValueError, match="unknown layer 'stage9'"):
+        FrameClipEncoder("efficientnet-lite0", pretrained=False, layers=("stage9",))
