@@ -70,7 +70,8 @@ def export_frame_checkpoint(
     encoder.eval()
     arch = cfg["model"]["arch"].replace("efficientnet-", "effnet_")
     params = PreprocessParams(size=cfg["model"]["img_size"])
-    model_id = make_model_id(arch, "simdino-anchor" if cfg["anchor"]["weight"] > 0 else "simdino", encoder)
+    recipe = "imagenet" if ckpt["step"] == 0 else ("simdino-anchor" if cfg["anchor"]["weight"] > 0 else "simdino")
+    model_id = make_model_id(arch, recipe, encoder)
     out_path = export_onnx(encoder, out_path, arch=arch, model_id=model_id, params=params, card=card)
     parity = verify_parity(out_path, encoder, params.size)
     if min(parity.values()) < PARITY_MIN_COSINE:
