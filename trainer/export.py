@@ -32,8 +32,8 @@ INT8_MIN_COSINE = 0.999
 
 
 def weights_digest(encoder: torch.nn.Module) -> str:
-    """Short hash of the encoder weights (part of the model id)."""
-    digest = hashlib.sha256()
+    """Short hash of the encoder weights and of its non-weight settings (``signature``), part of the model id."""
+    digest = hashlib.sha256(str(getattr(encoder, "signature", "")).encode())
     for name, tensor in sorted(encoder.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())

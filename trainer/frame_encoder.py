@@ -89,6 +89,11 @@ class FrameClipEncoder(nn.Module):
         self.projection: nn.Linear | None = None  # whitening folded in (trainer.whitening)
 
     @property
+    def signature(self) -> str:
+        """The settings that change the output without changing the weights (part of the model id)."""
+        return f"{self.backbone_name}|{','.join(self.layers)}|{self.pooling}|stride{self.frame_stride}"
+
+    @property
     def embed_dim(self) -> int:
         """Length of the output vector."""
         return self.projection.out_features if self.projection is not None else self.pooled_dim

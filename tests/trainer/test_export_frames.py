@@ -43,3 +43,13 @@ def test_engine_runs_it_with_its_metadata(exported) -> None:
     with torch.no_grad():
         ref = encoder(torch.from_numpy(np.stack(clips[:2]))).numpy()
     assert float((vectors[:2] * ref).sum(axis=1).min()) >= PARITY_MIN_COSINE
+
+
+def test_model_id_changes_with_the_descriptor_layers_not_only_the_weights() -> None:
+    from trainer.export import make_model_id
+
+    torch.manual_seed(0)
+    head = FrameClipEncoder("efficientnet-lite0", pretrained=False, layers=("head",))
+    multi = FrameClipEncoder("efficientnet-lite0", pretrained=False, layers=("stage6", "head"))
+    multi.load_state_dict(head.state_dict())
+    assert make_model_id("effnet_lite0", "imagenet", head) != make_model_id("effnet_lite0", "imagenet", multi)
