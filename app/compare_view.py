@@ -8,6 +8,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
 
 from engine.io.case import Case
+from app.explain_overlay import ExplainPanel
 from app.viewers.base import CaseViewer, dispose_viewer
 from app.viewers.viewer_factory import create_viewer, viewer_class
 from app.window_level import Window
@@ -58,6 +59,7 @@ class CompareView(QWidget):
         self.link_box = QCheckBox("Link window/level", self)
         self.link_box.setToolTip("Same-modality pairs share one window/level")
         self.info = QLabel("Click a search result to compare it with the query.", self)
+        self.explain_panel = ExplainPanel(self)  # why this match: matched slices, heatmaps, similarity plot
         splitter = QSplitter(Qt.Orientation.Horizontal, self)
         splitter.addWidget(self.query_pane)
         splitter.addWidget(self.result_pane)
@@ -68,6 +70,7 @@ class CompareView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addLayout(top)
+        layout.addWidget(self.explain_panel)
         layout.addWidget(splitter, 1)
         self._syncing = False
         self.link_box.toggled.connect(self._link_toggled)
@@ -80,8 +83,9 @@ class CompareView(QWidget):
     def result_viewer(self) -> CaseViewer | None:
         return self.result_pane.viewer
 
-    def set_pair(self, query: Case, result: Case, query_title: str, result_title: str) -> None:
-        """Show both cases; link their window/level when they share a modality and both have one."""
+    def set_pair(self, query: Case, result: Case, query_title: str, result_title: str, library: object = None) -> None:
+        """Show both cases; link their window/level when they share a modality and both have one; with a
+        ``library`` (its encoder), explain the match (matched slices, heatmaps) in the background."""
         left = self.query_pane.show_case(query, query_title)
         right = self.result_pane.show_case(result, result_title)
         for viewer in (left, right):
@@ -95,6 +99,7 @@ class CompareView(QWidget):
         self.info.setText(f"{query.modality} {query.kind} vs {result.modality} {result.kind} ({same})")
         if linkable:
             self._sync(right, left.window())
+        self.explain_panel.set_pair(library, left, right)
 
     def _other(self, viewer: CaseViewer) -> CaseViewer | None:
         return self.result_viewer if viewer is self.query_viewer else self.query_viewer
@@ -117,6 +122,7 @@ class CompareView(QWidget):
             self._syncing = False
 
     def clear(self) -> None:
+        self.explain_panel.clear()
         for pane in (self.query_pane, self.result_pane):
             if pane.viewer is not None:
                 dispose_viewer(pane.viewer)

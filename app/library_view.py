@@ -1,7 +1,9 @@
-"""The library's catalog as a sortable, filterable table: thumbnail, modality, kind, patient, date, description.
+"""The library's catalog as a sortable, filterable table: thumbnail, modality, kind, patient, date, the library's
+own labels and tags, description.
 
-``CaseTableModel`` (QAbstractTableModel over ``CaseRecord``s) + ``CaseFilterProxy`` (QSortFilterProxyModel: free
-text over modality, patient, description and path; modality and kind pickers) + ``LibraryView`` (the widget).
+``CaseTableModel`` (QAbstractTableModel over ``CaseRecord``s and their labels) + ``CaseFilterProxy``
+(QSortFilterProxyModel: free text over modality, patient, description, path and labels; modality, kind and label
+pickers) + ``LibraryView`` (the widget).
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-COLUMNS: tuple[str, ...] = ("", "Modality", "Kind", "Patient", "Study date", "Description")
-THUMB_COLUMN, MODALITY_COLUMN, KIND_COLUMN, PATIENT_COLUMN, DATE_COLUMN, DESCRIPTION_COLUMN = range(6)
+COLUMNS: tuple[str, ...] = ("", "Modality", "Kind", "Patient", "Study date", "Labels", "Description")
+THUMB_COLUMN, MODALITY_COLUMN, KIND_COLUMN, PATIENT_COLUMN, DATE_COLUMN, LABELS_COLUMN, DESCRIPTION_COLUMN = range(7)
+LABEL_KEY = "label"  # engine.labels.LABEL_KEY (not imported: engine.labels loads the catalog's SQLAlchemy)
 THUMB_SIZE = 56
 KIND_LABELS = {"image2d": "2D image", "volume": "3D volume", "video": "video"}
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -48,12 +51,22 @@ class CaseTableModel(QAbstractTableModel):
         super().__init__(parent)
         self._records: list[Any] = []
         self._pixmaps: dict[int, QPixmap | None] = {}
+        self._labels: dict[int, dict[str, str]] = {}
 
     def set_records(self, records: Sequence[Any]) -> None:
         self.beginResetModel()
         self._records = list(records)
         self._pixmaps = {}
         self.endResetModel()
+
+    def set_labels(self, labels: dict[int, dict[str, str]]) -> None:
+        """The labels and tags of the cases (``engine.labels.labels_of``)."""
+        self._labels = dict(labels)
+        if self._records:
+            self.dataChanged.emit(self.index(0, LABELS_COLUMN), self.index(len(self._records) - 1, LABELS_COLUMN))
+
+    def labels(self, case_id: int) -> dict[str, str]:
+        return self._labels.get(case_id, {})
 
     def record(self, row: int) -> Any:
         return self._records[row]
@@ -85,9 +98,17 @@ class CaseTableModel(QAbstractTableModel):
             return self._pixmaps[record.id]
         if role == Qt.ItemDataRole.ToolTipRole:
             return record.path
+        if column == LABELS_COLUMN and role in (Qt.ItemDataRole.DisplayRole, SORT_ROLE):
+            return labels_text(self.labels(record.id))
         if role in (Qt.ItemDataRole.DisplayRole, SORT_ROLE):
             return _cell(record, column, for_sort=role == SORT_ROLE)
         return None
+
+
+def labels_text(labels: dict[str, str]) -> str:
+    """``"pneumonia; site=A"``: the label first, then the tags."""
+    tags = [f"{k}={v}" for k, v in sorted(labels.items()) if k != LABEL_KEY]
+    return "; ".join(([labels[LABEL_KEY]] if LABEL_KEY in labels else []) + tags)
 
 
 def _cell(record: Any, column: int, for_sort: bool) -> Any:
@@ -114,15 +135,17 @@ class CaseFilterProxy(QSortFilterProxyModel):
         self._text = ""
         self._modality: str | None = None
         self._kind: str | None = None
+        self._label: str | None = None
         self.setSortRole(SORT_ROLE)
         self.setSortCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
 
-    def set_filters(self, text: str, modality: str | None, kind: str | None) -> None:
-        """Free text (every word must appear), modality code and case kind (None = any)."""
+    def set_filters(self, text: str, modality: str | None, kind: str | None, label: str | None = None) -> None:
+        """Free text (every word must appear), modality code, case kind and label value (None = any)."""
         self._begin_filter_change()
         self._text = text.strip().lower()
         self._modality = modality or None
         self._kind = kind or None
+        self._label = label or None
         self._end_filter_change()
 
     def _begin_filter_change(self) -> None:
@@ -141,10 +164,14 @@ class CaseFilterProxy(QSortFilterProxyModel):
             return False
         if self._kind and record.kind != self._kind:
             return False
+        labels = self.sourceModel().labels(record.id)
+        if self._label and labels.get(LABEL_KEY) != self._label:
+            return False
         if not self._text:
             return True
         haystack = " ".join(
-            str(v) for v in (record.modality, record.patient_id, record.description, record.path, record.study_date) if v
+            str(v) for v in (record.modality, record.patient_id, record.description, record.path, record.study_date,
+                             labels_text(labels)) if v
         ).lower()
         return all(word in haystack for word in self._text.split())
 
@@ -165,6 +192,8 @@ class LibraryView(QWidget):
         self.search.setClearButtonEnabled(True)
         self.modality_box = QComboBox(self)
         self.kind_box = QComboBox(self)
+        self.label_box = QComboBox(self)
+        self.label_box.setToolTip("Only cases with this label (the library's own labels)")
         self.count_label = QLabel("", self)
         self.table = QTableView(self)
         self.table.setModel(self.proxy)
@@ -186,6 +215,7 @@ class LibraryView(QWidget):
         filters.addWidget(self.search, 1)
         filters.addWidget(self.modality_box)
         filters.addWidget(self.kind_box)
+        filters.addWidget(self.label_box)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addLayout(filters)
@@ -195,6 +225,7 @@ class LibraryView(QWidget):
         self.search.textChanged.connect(self._filter_changed)
         self.modality_box.currentIndexChanged.connect(self._filter_changed)
         self.kind_box.currentIndexChanged.connect(self._filter_changed)
+        self.label_box.currentIndexChanged.connect(self._filter_changed)
         self.table.selectionModel().currentRowChanged.connect(self._current_changed)
         self.table.activated.connect(lambda index: self.caseActivated.emit(index.data(RECORD_ROLE)))
         self._fill_pickers([])
@@ -206,6 +237,14 @@ class LibraryView(QWidget):
         self.table.resizeColumnsToContents()
         self.table.horizontalHeader().resizeSection(THUMB_COLUMN, THUMB_SIZE + 8)
         self._update_count()
+
+    def set_labels(self, labels: dict[int, dict[str, str]]) -> None:
+        """Show the cases' labels and tags (column, filter text) and offer their label values in the picker."""
+        self.model.set_labels(labels)
+        self.table.resizeColumnToContents(LABELS_COLUMN)
+        values = sorted({v[LABEL_KEY] for v in labels.values() if LABEL_KEY in v})
+        _refill(self.label_box, "All labels", [(v, v) for v in values])
+        self._filter_changed()
 
     def selected_record(self) -> Any | None:
         index = self.table.currentIndex()
@@ -228,18 +267,14 @@ class LibraryView(QWidget):
             (self.modality_box, "All modalities", sorted({r.modality for r in records if r.modality})),
             (self.kind_box, "All kinds", sorted({r.kind for r in records})),
         ):
-            current = box.currentData()
-            box.blockSignals(True)
-            box.clear()
-            box.addItem(label, None)
-            for value in values:
-                box.addItem(KIND_LABELS.get(value, value), value)
-            box.setCurrentIndex(max(0, box.findData(current)) if current else 0)
-            box.blockSignals(False)
+            _refill(box, label, [(KIND_LABELS.get(v, v), v) for v in values])
+        if self.label_box.count() == 0:
+            _refill(self.label_box, "All labels", [])
         self._filter_changed()
 
     def _filter_changed(self, *_: object) -> None:
-        self.proxy.set_filters(self.search.text(), self.modality_box.currentData(), self.kind_box.currentData())
+        self.proxy.set_filters(self.search.text(), self.modality_box.currentData(), self.kind_box.currentData(),
+                               self.label_box.currentData())
         self._update_count()
 
     def _update_count(self) -> None:
@@ -249,3 +284,15 @@ class LibraryView(QWidget):
     def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         if current.isValid():
             self.caseSelected.emit(current.data(RECORD_ROLE))
+
+
+def _refill(box: QComboBox, all_text: str, items: Sequence[tuple[str, str]]) -> None:
+    """Replace a picker's entries (first: ``all_text`` = no filter), keeping the current choice when it remains."""
+    current = box.currentData()
+    box.blockSignals(True)
+    box.clear()
+    box.addItem(all_text, None)
+    for text, value in items:
+        box.addItem(text, value)
+    box.setCurrentIndex(max(0, box.findData(current)) if current else 0)
+    box.blockSignals(False)

@@ -40,6 +40,7 @@ from engine.config import DEFAULT_LIMITS
 from engine.io.case import Case
 from app.about import AboutDialog
 from app.compare_view import CompareView
+from app.library_tools import LibraryTools
 from app.library_view import LibraryView
 from app.results_view import ResultsView
 from app.settings import AppSettings
@@ -189,6 +190,7 @@ class MainWindow(QMainWindow):
         self.cancel_button.hide()
 
         self._make_actions()
+        self.library_tools = LibraryTools(self)  # labels (column, filter, editing, CSV import) and export
         self.library_view.caseSelected.connect(self.open_record)
         self.library_view.caseActivated.connect(lambda record: self.find_similar())
         self.results_view.filtersChanged.connect(self._filters_changed)
@@ -284,6 +286,7 @@ class MainWindow(QMainWindow):
 
     def _show_records(self, records: list[Any], failures: list[Any]) -> None:
         self.library_view.set_records(records)
+        self.library_tools.refresh_labels()
         self.results_view.set_modalities(sorted({r.modality for r in records if r.modality}))
         self.show_failures([(f.path, f.reason) for f in failures], reveal=False)
 
@@ -409,7 +412,7 @@ class MainWindow(QMainWindow):
         def shown(case: Case) -> None:
             title = (f"Result #{result.rank}, score {result.score:.3f}: {result.modality} {result.kind} — "
                      f"{result.description or result.path}")
-            self.compare_view.set_pair(query.case, case, query.title, title)
+            self.compare_view.set_pair(query.case, case, query.title, title, library=self.library)
             self.tabs.setCurrentIndex(COMPARE_TAB)
             self.set_status(self.compare_view.info.text())
             self.compareShown.emit()

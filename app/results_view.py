@@ -48,6 +48,10 @@ class ResultsView(QWidget):
         self.query_label = QLabel("No query yet: select a case and press Find similar, or drop a file here.", self)
         self.query_label.setWordWrap(True)
         self.status_label = QLabel("", self)
+        self.labels_label = QLabel("", self)  # "7 of 10 similar cases: pneumonia" (the library's own labels)
+        self.labels_label.setWordWrap(True)
+        self.labels_label.setToolTip("Labels the library's users gave these cases: decision support, not a diagnosis")
+        self.labels_label.hide()
 
         self.scope_group = QButtonGroup(self)
         self.scope_buttons: dict[str, QRadioButton] = {}
@@ -88,6 +92,7 @@ class ResultsView(QWidget):
         layout.addLayout(query_row)
         layout.addLayout(scope_row)
         layout.addLayout(self.modality_row)
+        layout.addWidget(self.labels_label)
         layout.addWidget(self.grid, 1)
         layout.addWidget(self.status_label)
 
@@ -151,6 +156,7 @@ class ResultsView(QWidget):
     def set_results(self, results: Sequence[Any]) -> None:
         """Show search results (``engine.search.SearchResult``), best first."""
         self.grid.clear()
+        self.labels_label.hide()
         for result in results:
             item = QListWidgetItem(_item_text(result))
             pixmap = pixmap_from_png(result.thumbnail, RESULT_THUMB)
@@ -161,6 +167,20 @@ class ResultsView(QWidget):
             item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
             self.grid.addItem(item)
         self.status_label.setText(f"{len(results)} results" if results else "No results with these filters.")
+
+    def set_labels(self, labels: dict[int, dict[str, str]]) -> str:
+        """Show each result's label under it and the top-k summary above the grid; returns the summary."""
+        from engine.labels import LABEL_KEY, summarize  # (loads the catalog's SQLAlchemy: a search ran already)
+
+        shown = self.results()
+        for row, result in enumerate(shown):
+            label = labels.get(result.case_id, {}).get(LABEL_KEY)
+            self.grid.item(row).setText(_item_text(result) + (f"\n[{label}]" if label else ""))
+        summary = summarize([labels.get(r.case_id, {}).get(LABEL_KEY) for r in shown])
+        self.labels_label.setText(f"<b>{summary}</b> — the library's own labels: decision support, not a diagnosis"
+                                  if summary else "")
+        self.labels_label.setVisible(bool(summary))
+        return summary
 
     def results(self) -> list[Any]:
         return [self.grid.item(i).data(RESULT_ROLE) for i in range(self.grid.count())]

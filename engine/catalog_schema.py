@@ -2,7 +2,8 @@
 
 Tables: ``cases`` (one retrievable case and its metadata), ``source_files`` (the files a case was read from, with
 size, mtime and content fingerprint for incremental indexing), ``embeddings`` (one float16 vector per case and
-model id), ``thumbnails`` (a small PNG per case), ``failures`` (paths that could not be read), ``schema_version``.
+model id), ``thumbnails`` (a small PNG per case), ``case_labels`` (the user's own labels and key/value tags,
+``engine.labels``), ``failures`` (paths that could not be read), ``schema_version``.
 Every column a query filters or joins on is indexed.
 
 Migrations: ``SCHEMA_VERSION`` is the version this code writes. ``MIGRATIONS[v]`` upgrades a catalog from version
@@ -89,6 +90,16 @@ class ThumbnailRow(Base):
 
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True)
     png: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class CaseLabelRow(Base):
+    """One label or tag of a case: key ``label`` is the case's label, any other key a tag (``engine.labels``)."""
+
+    __tablename__ = "case_labels"
+
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String, primary_key=True, index=True)
+    value: Mapped[str] = mapped_column(String, index=True)
 
 
 class FailureRow(Base):

@@ -66,3 +66,8 @@ class ReadLimits:
 
 
 DEFAULT_LIMITS = ReadLimits()
+
+# Why-this-match (engine.explain): occlusion grid cells per side over the model's input square, and the most
+# slices / frames of one case given their own embedding (longer cases are sampled uniformly).
+EXPLAIN_GRID = 8
+EXPLAIN_MAX_POSITIONS = 64

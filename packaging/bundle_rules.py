@@ -103,6 +103,7 @@ CLI_HIDDEN_IMPORTS: tuple[str, ...] = (
     "jpeg_ls",  # pydicom -> pyjpegls (JPEG-LS DICOM)
     "gdcm",  # pydicom -> python-gdcm (JPEG baseline/lossless DICOM)
     "sqlalchemy.dialects.sqlite",
+    "dicognito.anonymizer",  # engine.export.deidentify imports it lazily (de-identified export)
 )
 
 # VTK registers its OpenGL render windows (X11 / EGL / OSMesa, chosen at run time) and interactor styles through

@@ -26,6 +26,10 @@ SUBCOMMANDS: tuple[str, ...] = (
     "engine.cli.rebuild_index",
     "engine.cli.stats",
     "engine.cli.failures",
+    "engine.cli.labels",
+    "engine.cli.evaluate",
+    "engine.cli.explain",
+    "engine.cli.export",
 )
 
 USAGE_ERROR = 2
