@@ -219,6 +219,7 @@ class MainWindow(QMainWindow):
         self._fill_recent_menu()
         file_menu.addAction(action("add_folder", "Add folder…", self.choose_folder_to_index))
         file_menu.addAction(action("open_file", "Open file as query…", self.choose_query_file))
+        file_menu.addAction(action("pacs", "PACS…", self.show_pacs))
         file_menu.addSeparator()
         file_menu.addAction(action("quit", "Quit", self.close))
         search_menu = self.menuBar().addMenu("&Search")
@@ -516,6 +517,11 @@ class MainWindow(QMainWindow):
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
         return dialog
+
+    def show_pacs(self) -> QWidget:
+        from app.pacs_dialog import show_pacs_dialog  # noqa: PLC0415 (DICOM networking only when asked)
+
+        return show_pacs_dialog(self)
 
     def set_status(self, text: str) -> None:
         self.status_label.setText(text)

@@ -30,6 +30,8 @@ SUBCOMMANDS: tuple[str, ...] = (
     "engine.cli.evaluate",
     "engine.cli.explain",
     "engine.cli.export",
+    "engine.cli.listen",
+    "engine.cli.pacs",
 )
 
 USAGE_ERROR = 2
