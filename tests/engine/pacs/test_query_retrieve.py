@@ -19,7 +19,8 @@ from engine.pacs.query_retrieve import echo, find_studies, get_study, move_study
 from tests.engine.pacs.orthanc_fixtures import OUR_AE
 from tests.engine.pacs.orthanc_server import ORTHANC_AE, Orthanc, free_port
 
-CODEC_FILES = ("color3d_jpeg_baseline.dcm", "US1_J2KR.dcm", "SC_rgb_rle.dcm", "JPEG-LL.dcm", "CT_small.dcm")
+CODEC_FILES = ("color3d_jpeg_baseline.dcm", "US1_J2KR.dcm", "SC_rgb_rle.dcm", "JPEG-LL.dcm",
+               "MR_small_jpeg_ls_lossless.dcm", "CT_small.dcm")
 
 
 @pytest.fixture(scope="module")

@@ -24,9 +24,11 @@ from tests.engine.pacs.orthanc_server import ORTHANC_AE, Orthanc
 SETTLE_S = 0.5
 WAIT_S = 60.0
 # Compressed and multi-frame instances from pydicom's test files: US cine (JPEG baseline), US (JPEG 2000
-# lossless), enhanced MR (JPEG 2000), secondary captures (RLE, JPEG lossless, deflate), CT (explicit LE).
-CODEC_FILES = ("color3d_jpeg_baseline.dcm", "US1_J2KR.dcm", "emri_small_jpeg_2k_lossless.dcm", "SC_rgb_rle.dcm",
-               "JPEG-LL.dcm", "image_dfl.dcm", "CT_small.dcm")
+# lossless), enhanced MR (JPEG 2000), MR (JPEG-LS), CR X-ray (JPEG 2000), secondary captures (RLE, JPEG
+# lossless, deflate), CT (explicit LE).
+CODEC_FILES = ("color3d_jpeg_baseline.dcm", "US1_J2KR.dcm", "emri_small_jpeg_2k_lossless.dcm",
+               "MR_small_jpeg_ls_lossless.dcm", "RG3_J2KR.dcm", "SC_rgb_rle.dcm", "JPEG-LL.dcm", "image_dfl.dcm",
+               "CT_small.dcm")
 
 
 @pytest.fixture()
