@@ -70,7 +70,10 @@ class SeriesCompletion:
                 state.open_associations.discard(association_id)
                 if aborted:
                     state.held = True
-                    Inbox.mark_incomplete(series_dir)
+                    try:
+                        Inbox.mark_incomplete(series_dir)
+                    except OSError as exc:  # the marker only matters after a restart
+                        log.warning("%s: cannot mark the series incomplete (%s)", series_dir, exc)
                     log.warning("%s: sender aborted the association; its %d instance(s) wait for the rest of "
                                 "the series", series_dir.name, _count_instances(series_dir))
                 elif state.held:

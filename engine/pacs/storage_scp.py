@@ -8,6 +8,7 @@ series are indexed by ``engine.pacs.series_completion``.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections.abc import Callable
@@ -28,6 +29,7 @@ STATUS_SUCCESS = 0x0000
 STATUS_OUT_OF_RESOURCES = 0xA700
 STATUS_DATASET_MISMATCH = 0xA900  # "Data Set does not match SOP Class": no or invalid UIDs
 STATUS_CANNOT_UNDERSTAND = 0xC000
+CLOSE_GRACE_S = 2.0  # a closed connection without a release or abort event is an abort after this long
 
 InstanceCallback = Callable[[StoredInstance, str], None]
 
@@ -69,7 +71,8 @@ class StorageSCP:
         self.on_instance = on_instance
         self.stats = ListenerStats()
         self._lock = threading.Lock()
-        self._released: set[int] = set()
+        self._keys = itertools.count(1)
+        self._ended_keys: set[int] = set()
         self._server: Any = None
 
     # ---- lifecycle -----------------------------------------------------------------------------------------
@@ -90,6 +93,7 @@ class StorageSCP:
             (evt.EVT_C_STORE, self._on_store),
             (evt.EVT_C_ECHO, self._on_echo),
             (evt.EVT_RELEASED, self._on_released),
+            (evt.EVT_ABORTED, self._on_aborted),
             (evt.EVT_CONN_CLOSE, self._on_closed),
         ]
         try:
@@ -137,7 +141,7 @@ class StorageSCP:
         with self._lock:
             self.stats.received += 1
             self.stats.duplicates += not stored.new
-        self.completion.arrived(stored.series_dir, id(event.assoc))
+        self.completion.arrived(stored.series_dir, self._key(event.assoc))
         log.debug("stored %s from %s", stored.path, calling)
         if self.on_instance is not None:
             self.on_instance(stored, calling)
@@ -154,16 +158,42 @@ class StorageSCP:
         answer.ErrorComment = reason[:64]
         return answer
 
-    def _on_released(self, event: Any) -> None:
+    # An association ends with EVT_RELEASED (complete) or EVT_ABORTED (A-ABORT or a dropped connection). The
+    # reactor thread fires those; the connection thread may report the closed socket first, so a connection
+    # closed with neither seen is taken as aborted only after CLOSE_GRACE_S.
+
+    def _key(self, assoc: Any) -> int:
         with self._lock:
-            self._released.add(id(event.assoc))
+            key = getattr(assoc, "_m3ret_key", None)
+            if key is None:
+                key = assoc._m3ret_key = next(self._keys)
+            return int(key)
+
+    def _on_released(self, event: Any) -> None:
+        self._ended(self._key(event.assoc), aborted=False)
+
+    def _on_aborted(self, event: Any) -> None:
+        self._ended(self._key(event.assoc), aborted=True)
 
     def _on_closed(self, event: Any) -> None:
-        key = id(event.assoc)
+        key = self._key(event.assoc)
+        timer = threading.Timer(CLOSE_GRACE_S, self._closed, (key,))
+        timer.daemon = True
+        timer.start()
+
+    def _ended(self, key: int, aborted: bool) -> None:
         with self._lock:
-            released = key in self._released
-            self._released.discard(key)
-        self.completion.association_ended(key, aborted=not released)
+            if key in self._ended_keys:
+                return
+            self._ended_keys.add(key)
+        self.completion.association_ended(key, aborted=aborted)
+
+    def _closed(self, key: int) -> None:
+        with self._lock:
+            if key in self._ended_keys:  # released or aborted: nothing more will come for it
+                self._ended_keys.discard(key)
+                return
+        self.completion.association_ended(key, aborted=True)
 
 
 def _calling_ae(event: Any) -> str:
