@@ -104,6 +104,8 @@ CLI_HIDDEN_IMPORTS: tuple[str, ...] = (
     "gdcm",  # pydicom -> python-gdcm (JPEG baseline/lossless DICOM)
     "sqlalchemy.dialects.sqlite",
     "dicognito.anonymizer",  # engine.export.deidentify imports it lazily (de-identified export)
+    "pynetdicom",  # engine.pacs imports it lazily (m3ret listen / pacs, the app's PACS dialog)
+    "pynetdicom.sop_class",
 )
 
 # VTK registers its OpenGL render windows (X11 / EGL / OSMesa, chosen at run time) and interactor styles through
