@@ -144,6 +144,7 @@ def _status_failed(status: Dataset | None, node: Node, what: str) -> None:
 
 def echo(node: Node, calling_ae: str) -> None:
     """C-ECHO ``node``; ``PacsError`` naming it when it does not answer with success."""
+    require_pynetdicom()
     from pynetdicom.sop_class import Verification
 
     with _association(node, calling_ae, [(Verification, [_implicit()])]) as assoc:
@@ -163,6 +164,7 @@ def _implicit() -> str:
 def find_studies(node: Node, calling_ae: str, patient_id: str = "", accession: str = "", study_date: str = "",
                  with_series: bool = True) -> list[StudyMatch]:
     """Studies matching the keys (empty = any; ``study_date`` ``YYYYMMDD`` or a ``A-B`` range), with their series."""
+    require_pynetdicom()
     from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as FindModel
 
     query = Dataset()
@@ -239,6 +241,7 @@ def _storage_contexts(sop_classes: list[str]) -> list[tuple[str, list[str]]]:
 
 def study_sop_classes(node: Node, calling_ae: str, study_uid: str) -> list[str]:
     """The image SOP classes of a study (C-FIND ``SOPClassesInStudy``); empty when the node does not say."""
+    require_pynetdicom()
     from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as FindModel
 
     query = Dataset()
@@ -255,6 +258,7 @@ def study_sop_classes(node: Node, calling_ae: str, study_uid: str) -> list[str]:
 def get_study(node: Node, calling_ae: str, study_uid: str, inbox: Inbox,
               progress: ProgressCallback | None = None) -> RetrieveResult:
     """C-GET a study from ``node`` into ``inbox``; the series folders written are in the result."""
+    require_pynetdicom()
     from pynetdicom import build_role, evt
     from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet as GetModel
 
@@ -309,6 +313,7 @@ def _collect(responses: Iterator[tuple[Dataset, Dataset | None]], result: Retrie
 def move_study(node: Node, calling_ae: str, study_uid: str, destination_ae: str,
                progress: ProgressCallback | None = None) -> RetrieveResult:
     """C-MOVE a study from ``node`` to ``destination_ae`` (an AE the node knows, e.g. our listener)."""
+    require_pynetdicom()
     from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove as MoveModel
 
     result = RetrieveResult()
