@@ -70,3 +70,15 @@ def test_errors_are_one_line(settings_file: Path, capsys: pytest.CaptureFixture[
     assert main(["pacs", "find", "--node", "nowhere", "--settings", str(settings_file)]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("m3ret pacs find: error: unknown node 'nowhere'") and "\n" not in err
+
+
+def test_without_pynetdicom_the_error_says_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pynetdicom", None)  # import pynetdicom -> ImportError
+    assert main(["pacs", "echo", "--node", "A@127.0.0.1:104"]) == 1
+    assert capsys.readouterr().err.strip() == \
+        "m3ret pacs echo: error: DICOM networking needs pynetdicom: pip install 'm3ret[pacs]'"
+    assert main(["listen", "--allow", "A", "--library", str(tmp_path / "lib")]) == 1
+    assert "needs pynetdicom" in capsys.readouterr().err
