@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
-from PySide6.QtCore import Qt
 from vtkmodules.vtkRenderingCore import vtkImageSlice, vtkImageSliceMapper
 
 from app.similarity_plot import SimilarityPlot
