@@ -14,8 +14,8 @@ from engine.preprocess import PreprocessParams, case_to_clip
 from tests.engine.conftest import TINY_DIM, build_pooling_model, phantom_image
 
 
-def _clip(t: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).random((3, t, 128, 128), dtype=np.float32)  # 3 T H W
+def _clip(t: int, seed: int, size: int = 128) -> np.ndarray:
+    return np.random.default_rng(seed).random((3, t, size, size), dtype=np.float32)  # 3 T H W
 
 
 def test_metadata_gives_id_dim_and_preprocessing(tiny_model: Path) -> None:
@@ -113,4 +113,7 @@ def test_trainer_export_runs_in_the_engine(trainer_model: Path) -> None:
 def test_bundled_default_model_follows_the_contract(default_model: Path) -> None:
     enc = Encoder(default_model)
     assert enc.model_id and enc.embed_dim > 0
-    assert enc.embed_clips([_clip(enc.params.frames_2d, 0)]).shape == (1, enc.embed_dim)
+    clips = [_clip(enc.params.frames_2d, 0, enc.params.size), _clip(enc.params.frames_3d, 1, enc.params.size)]
+    vectors = enc.embed_clips(clips)  # the size its metadata declares, 2D and 3D
+    assert vectors.shape == (2, enc.embed_dim)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
