@@ -279,6 +279,10 @@ def smoke(dist: Path, screenshot: Path, gui: bool = True, model: Path | None = N
         timed_repeats(run, "m3ret stats", [*prefix, str(cli), "stats"], env)
         run_step(run, "m3ret search", [*prefix, str(cli), "search", str(query), "-k", "5", "--json"], env,
                  check=lambda out: _check_results(out, cases_dir))
+        export_dir = tmp / "export"  # de-identified copies need dicognito (and its data file) in the bundle
+        run_step(run, "m3ret export (de-identified)", [*prefix, str(cli), "export", "--query", str(query), "-k", "3",
+                                                      "--copies", "--out", str(export_dir), "--json"], env,
+                 check=lambda out: _check_export(export_dir, 3))
         if gui:
             run_gui(run, app, [*prefix], env, screenshot, query, dist)
             logs = "".join(p.read_text(errors="replace") for p in (tmp / "m3ret_home" / "logs").glob("*.log"))
@@ -345,6 +349,15 @@ def _check_results(output: str, cases_dir: Path) -> str | None:
     if not all(str(cases_dir) in json.dumps(r) for r in results):
         return "a result outside the indexed folder"
     return None
+
+
+def _check_export(out_dir: Path, n_cases: int) -> str | None:
+    """None when ``m3ret export --copies`` wrote the report and ``n_cases`` case folders, else what is wrong."""
+    missing = [n for n in ("report.html", "report.csv", "report.json", "export.json") if not (out_dir / n).is_file()]
+    if missing:
+        return f"missing {missing}"
+    folders = [p for p in out_dir.glob("case*") if p.is_dir() and any(p.iterdir())]
+    return None if len(folders) == n_cases else f"{len(folders)} case folders, expected {n_cases}"
 
 
 def _check_png(path: Path) -> str | None:
