@@ -2,7 +2,9 @@
 plot (click to jump), and the occlusion heatmaps (``engine.explain``) as a toggleable, fadeable overlay on both.
 
 The work runs in a worker thread (``explain_pair_job``): per-position embeddings of both cases, then the heatmaps at
-the matched pair. The query's per-position embeddings are kept for the query case on screen (``QueryCache``), so
+the matched pair. Scrolling the query afterwards moves the result to the best match of the query's new slice / frame
+(from the similarity matrix already computed; the heatmaps stay on the slices they explain until *Match this
+slice* recomputes them). The query's per-position embeddings are kept for the query case on screen (``QueryCache``), so
 clicking through the results embeds each result only. The overlay is one RGBA image slice drawn in the slice
 view's top layer (the cross-hair's), at the slice it explains, and hidden on any other slice.
 """
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
 from vtkmodules.vtkRenderingCore import vtkImageSlice, vtkImageSliceMapper
 
@@ -28,6 +30,7 @@ from engine.io.case import Case
 log = logging.getLogger(__name__)
 
 DEFAULT_OPACITY = 0.6
+FOLLOW_INTERVAL_MS = 150  # how often the panel looks whether the user moved the query to another slice / frame
 
 
 # ---- worker side (no Qt widgets) -----------------------------------------------------------------------------------
@@ -206,6 +209,10 @@ class ExplainPanel(QWidget):
         self._viewers: tuple[CaseViewer, CaseViewer] | None = None
         self._request = 0
         self.worker: FunctionWorker | None = None
+        self._followed = -1  # the query position the result was last matched to
+        self.follow_timer = QTimer(self)
+        self.follow_timer.setInterval(FOLLOW_INTERVAL_MS)
+        self.follow_timer.timeout.connect(self.follow_query)
         self.heatmap_box.toggled.connect(lambda on: [layer.set_enabled(on) for layer in self.layers])
         self.opacity_slider.valueChanged.connect(lambda v: [layer.set_opacity(v / 100) for layer in self.layers])
         self.best_button.clicked.connect(self.jump_to_best_pair)
@@ -228,6 +235,7 @@ class ExplainPanel(QWidget):
 
     def explain(self, query_position: int | None) -> FunctionWorker | None:
         """Compute (in a worker) the match and heatmaps for the query's position (None: its middle)."""
+        self.follow_timer.stop()
         if self.library is None or self._viewers is None:
             self.status.setText("Open a library to see why cases match.")
             return None
@@ -269,6 +277,9 @@ class ExplainPanel(QWidget):
                 self.layers.append(layer)
         positions, sims = explanation.match.profile(explanation.query_position)
         self.plot.set_profile(positions, sims, explanation.result_position)
+        self._followed = explanation.query_position
+        if len(explanation.match.query_positions) > 1:
+            self.follow_timer.start()
         self._set_controls(True)
         q, r, s = explanation.match.best_pair()
         many = len(explanation.match.result_positions) > 1 or len(explanation.match.query_positions) > 1
@@ -279,6 +290,22 @@ class ExplainPanel(QWidget):
             f"query {explanation.query_position} ↔ result {explanation.result_position} "
             f"(similarity {explanation.heat.score:.3f})" + (f"; best pair {q} ↔ {r} ({s:.3f})" if many else ""))
         self.explained.emit(explanation)
+
+    def follow_query(self) -> None:
+        """When the query shows another slice / frame, jump the result to that one's best match (no new model run)."""
+        if self.explanation is None or self._viewers is None:
+            return
+        position = shown_position(self._viewers[0])
+        if position == self._followed:
+            return
+        self._followed = position
+        match = self.explanation.match
+        best, score = match.best_for(position)
+        jump_to(self._viewers[1], best)
+        positions, sims = match.profile(position)
+        self.plot.set_profile(positions, sims, best)
+        self.status.setText(f"query {position} ↔ result {best} (similarity {score:.3f}); "
+                            "heatmaps: press Match this slice")
 
     def jump_to_best_pair(self) -> None:
         if self.explanation is None or self._viewers is None:
@@ -301,6 +328,7 @@ class ExplainPanel(QWidget):
         self.layers = []
 
     def clear(self) -> None:
+        self.follow_timer.stop()
         self._request += 1
         self._clear_layers()
         self._viewers = None

@@ -56,9 +56,12 @@ def test_compare_jumps_to_the_planted_slice_and_overlays_the_heatmap(qtbot, app_
     assert panel.plot.positions.tolist() == list(range(20)) and int(np.argmax(panel.plot.similarities)) == 15
     panel.plot.positionClicked.emit(3)
     assert shown_position(view.result_viewer) == 3 and not panel.layers[1].visible  # heatmap belongs to slice 15
-    # another query slice: "Match this slice" finds its own best match (slice 5 was planted nowhere: any answer,
-    # but the heatmaps follow the new pair)
+    # scrolling the query moves the result to its new slice's best match (from the matrix already computed)
     view.query_viewer.set_cursor((32, 32, 9))
+    expected, _ = panel.explanation.match.best_for(9)
+    qtbot.waitUntil(lambda: shown_position(view.result_viewer) == expected, timeout=5_000)
+    assert panel.plot.marked == expected and "query 9" in panel.status.text()
+    # "Match this slice" recomputes the heatmaps for the new pair
     with qtbot.waitSignal(panel.explained, timeout=120_000):
         panel.here_button.click()
     assert panel.explanation.query_position == 9 and shown_position(view.query_viewer) == 9
