@@ -14,12 +14,10 @@ process; the ViT recipe in ``trainer.train`` is the one run under torchrun). Wor
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import logging
 import math
-import random
 import time
 from pathlib import Path
 from typing import Any
@@ -33,7 +31,7 @@ from trainer.config import save_config
 from trainer.frame_encoder import FrameClipEncoder
 from trainer.objectives.frame_simdino import FrameSimDINO
 from trainer.retrieval_metrics import retrieval_metrics
-from trainer.train import lr_factor, teacher_momentum
+from trainer.train import append_metrics, lr_factor, teacher_momentum
 
 log = logging.getLogger(__name__)
 
@@ -124,15 +122,6 @@ def validation_score(encoder: FrameClipEncoder, clip_set: Any, indices: list[int
                                 [r.dataset for r in rows], patients=[r.patient for r in rows])
     per_modality = {m: v["macro"]["P@10"] for m, v in metrics["per_modality"].items() if v["n_scored"]}
     return {"score": float(np.mean(list(per_modality.values()))), "per_modality": per_modality}
-
-
-def _append_metrics(path: Path, row: dict[str, Any]) -> None:
-    new = not path.is_file()
-    with path.open("a", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=METRIC_FIELDS, extrasaction="ignore")
-        if new:
-            writer.writeheader()
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
 
 
 def load_adapt_data(cfg: dict[str, Any]) -> tuple[Any, list[int], list[int]]:
@@ -259,7 +248,7 @@ def adapt(cfg: dict[str, Any], run_dir: str | Path) -> Path:
                 best = result["score"]
                 checkpoint(ckpt_dir / "best.pt")
             checkpoint(last)
-        _append_metrics(run_dir / "metrics.csv", row)
+        append_metrics(run_dir / "metrics.csv", row, METRIC_FIELDS)
         bar.update(1)
         bar.set_postfix(loss=f"{row['loss']:.4f}")
         if timed_out:
@@ -267,10 +256,3 @@ def adapt(cfg: dict[str, Any], run_dir: str | Path) -> Path:
             break
     bar.close()
     return ckpt_dir / "best.pt"
-
-
-def set_seeds(seed: int) -> None:
-    """Seed torch, numpy and random (one call at start-up)."""
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-    random.seed(seed)

@@ -219,15 +219,31 @@ def export_checkpoint(
     arch, objective = cfg["model"]["arch"], cfg["objective"]
     params = PreprocessParams(size=cfg["model"]["img_size"])
     model_id = make_model_id(arch, objective, encoder)
+    report = export_verified(encoder, out_path, arch=arch, model_id=model_id, params=params, card=card, int8=int8)
+    report.update(step=ckpt["step"], encoder="teacher" if teacher and model.simdino else "student")
+    log.info("export report: %s", report)
+    return report
+
+
+def export_verified(
+    encoder: torch.nn.Module,
+    out_path: str | Path,
+    *,
+    arch: str,
+    model_id: str,
+    params: PreprocessParams,
+    card: dict[str, Any] | None,
+    int8: bool,
+) -> dict[str, Any]:
+    """``export_onnx``, then the torch/ONNX parity check (RuntimeError below ``PARITY_MIN_COSINE``) and the optional
+    int8 copy; returns the report (model id, path, parity, int8)."""
     out_path = export_onnx(encoder, out_path, arch=arch, model_id=model_id, params=params, card=card)
     parity = verify_parity(out_path, encoder, params.size)
     if min(parity.values()) < PARITY_MIN_COSINE:
         raise RuntimeError(f"{out_path}: ONNX/torch parity failed, min cosine per T {parity}")
-    report: dict[str, Any] = {"model_id": model_id, "onnx": str(out_path), "parity_cosine": parity,
-                              "step": ckpt["step"], "encoder": "teacher" if teacher and model.simdino else "student"}
+    report: dict[str, Any] = {"model_id": model_id, "onnx": str(out_path), "parity_cosine": parity}
     if int8:
         int8_path, scores = quantize_int8(out_path, out_path.with_name(out_path.stem + ".int8.onnx"), params.size)
         report["int8"] = str(int8_path) if int8_path else None
         report["int8_cosine"] = scores
-    log.info("export report: %s", report)
     return report

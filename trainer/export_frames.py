@@ -17,13 +17,7 @@ import torch
 
 from engine.preprocess import PreprocessParams
 from trainer.adapt import build_encoder_from_config, embed_pooled, load_adapt_data
-from trainer.export import (
-    PARITY_MIN_COSINE,
-    export_onnx,
-    make_model_id,
-    quantize_int8,
-    verify_parity,
-)
+from trainer.export import export_verified, make_model_id
 from trainer.frame_encoder import FrameClipEncoder
 from trainer.whitening import Whitening, fit_whitening
 
@@ -72,16 +66,7 @@ def export_frame_checkpoint(
     params = PreprocessParams(size=cfg["model"]["img_size"])
     recipe = "imagenet" if ckpt["step"] == 0 else ("simdino-anchor" if cfg["anchor"]["weight"] > 0 else "simdino")
     model_id = make_model_id(arch, recipe, encoder)
-    out_path = export_onnx(encoder, out_path, arch=arch, model_id=model_id, params=params, card=card)
-    parity = verify_parity(out_path, encoder, params.size)
-    if min(parity.values()) < PARITY_MIN_COSINE:
-        raise RuntimeError(f"{out_path}: ONNX/torch parity failed, min cosine per T {parity}")
-    report: dict[str, Any] = {"model_id": model_id, "onnx": str(out_path), "parity_cosine": parity,
-                              "step": ckpt["step"], "encoder": "teacher", "whitening": whitening is not None,
-                              "embed_dim": encoder.embed_dim}
-    if int8:
-        int8_path, scores = quantize_int8(out_path, out_path.with_name(out_path.stem + ".int8.onnx"), params.size)
-        report["int8"] = str(int8_path) if int8_path else None
-        report["int8_cosine"] = scores
+    report = export_verified(encoder, out_path, arch=arch, model_id=model_id, params=params, card=card, int8=int8)
+    report.update(step=ckpt["step"], encoder="teacher", whitening=whitening is not None, embed_dim=encoder.embed_dim)
     log.info("export report: %s", report)
     return report

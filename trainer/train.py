@@ -350,7 +350,7 @@ def _pretrain(cfg: dict[str, Any], run_dir: Path, info: DistInfo) -> Path:
         if info.is_main:
             row = {"step": step, "frames": frames, "batch": len(indices), "lr": lr, "momentum": momentum,
                    "clips_per_s": len(indices) * info.world_size / (time.perf_counter() - t0), "elapsed_s": elapsed, **out}
-            _append_metrics(metrics_path, row)
+            append_metrics(metrics_path, row)
             bar.update(1)
             bar.set_postfix(loss=f"{out['loss']:.4f}", T=frames)
         if step % t_cfg["ckpt_every"] == 0 or step == total or stop:
@@ -407,10 +407,11 @@ def _to_device(inputs: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return out
 
 
-def _append_metrics(path: Path, row: dict[str, Any]) -> None:
+def append_metrics(path: Path, row: dict[str, Any], fields: tuple[str, ...] = METRIC_FIELDS) -> None:
+    """Append one row to a metrics CSV (header written first), floats with 6 significant digits."""
     new = not path.is_file()
     with path.open("a", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=METRIC_FIELDS, extrasaction="ignore")
+        writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
         if new:
             writer.writeheader()
         writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
