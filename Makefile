@@ -14,7 +14,7 @@ $(BIN)/python:
 
 setup: $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[app,train,dev,package,pacs]"
+	$(BIN)/pip install -q -e ".[app,train,dev,package,pacs,cluster]"
 
 demo: setup
 	$(BIN)/python -m engine.demo --data "$(DATA)"

@@ -71,3 +71,18 @@ DEFAULT_LIMITS = ReadLimits()
 # slices / frames of one case given their own embedding (longer cases are sampled uniformly).
 EXPLAIN_GRID = 8
 EXPLAIN_MAX_POSITIONS = 64
+
+# ---- archive scale ---------------------------------------------------------------------------------------------
+
+CLUSTER_SHARD_UNITS = 64  # units per shard of a Ray indexing run (engine.cluster): the unit of retry and of merging
+VECTOR_INDEX_VIEW_SHARE = 0.25  # default share of the RAM above which a vector index file is memory-mapped
+VIEW_SHARE_ENV = "M3RET_INDEX_VIEW_SHARE"  # overrides it (0 = always memory-map, 1e9 = never)
+
+
+def vector_index_view_share() -> float:
+    """A vector index file larger than this share of the RAM is memory-mapped (USearch ``view``), not loaded."""
+    value = os.environ.get(VIEW_SHARE_ENV)
+    try:
+        return float(value) if value else VECTOR_INDEX_VIEW_SHARE
+    except ValueError:
+        return VECTOR_INDEX_VIEW_SHARE

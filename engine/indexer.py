@@ -386,29 +386,37 @@ class _Run:
     def _write(self, batch: list[tuple[_Pending, _Prepared]]) -> None:
         cases = [c for _, p in batch for c in p.cases]
         clips = [clip for _, p in batch for clip in p.clips]
-        for _, prepared in batch:
-            for failure in prepared.failures:
-                self._fail(failure)
+        failures = [failure for _, prepared in batch for failure in prepared.failures]
         vectors = self.encoder.embed_clips(clips) if clips else np.zeros((0, self.encoder.embed_dim), np.float32)
-        stale = set().union(*(item.old_case_ids for item, _ in batch)) if batch else set()
+        ids, stale = self.commit([item for item, _ in batch], cases, vectors, failures)
+        index = self.library.index
+        if stale:
+            index.remove(np.asarray(sorted(stale), dtype=np.int64))
+        index.add(ids, vectors)
+        self.done += len(batch)
+        self._progress("indexing", str(batch[-1][0].unit.files[0]) if batch else "")
+
+    def commit(self, items: Sequence[_Pending], cases: list[NewCase], vectors: np.ndarray,
+               failures: Sequence[Failure]) -> tuple[np.ndarray, set[int]]:
+        """One catalog transaction for the units ``items``: their ``cases`` with ``vectors [N, D]``, their read
+        failures, and the deletion of the cases they held before and no longer yield (also used by
+        ``engine.cluster`` to merge a shard). Returns (ids written int64, stale ids deleted)."""
+        for failure in failures:
+            self._fail(failure)
+        stale = set().union(*(item.old_case_ids for item in items)) if items else set()
         written = self.catalog.write_batch(
             cases, vectors, self.model_id, delete_ids=stale, failures=self._failures, touched=self._touched
         )
         self._failures, self._touched = [], []
         ids = np.asarray([case_id for case_id, _ in written], dtype=np.int64)
         stale -= set(ids.tolist())
-        index = self.library.index
-        if stale:
-            index.remove(np.asarray(sorted(stale), dtype=np.int64))
-        index.add(ids, vectors)
         for _, created in written:
             if created:
                 self.report.n_added += 1
             else:
                 self.report.n_updated += 1
         self.seen.update(ids.tolist())
-        self.done += len(batch)
-        self._progress("indexing", str(batch[-1][0].unit.files[0]) if batch else "")
+        return ids, stale
 
     # ---- 5. prune ------------------------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from engine.config import DEFAULT_LIMITS, ReadLimits, default_library_dir
 from engine.encoder import Encoder
 from engine.io.case import Case, Failure, ReadError
 from engine.io.scan import SourceUnit, read_unit
-from engine.vectors import VectorIndex
+from engine.vectors import QUANTIZED_MIN, VectorIndex
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ class Library:
         index: VectorIndex | None = None
         if file.is_file():
             try:
-                index = VectorIndex.load(file, dim)
+                index = VectorIndex.load(file, dim, exact_vectors=self._catalog_vectors)
             except ValueError as exc:
                 log.warning("%s; rebuilding it from the catalog", exc)
         if index is None:
@@ -172,13 +172,26 @@ class Library:
         return len(missing), len(extra)
 
     def _build_index(self, save: bool) -> VectorIndex:
-        index = VectorIndex(self.embed_dim or 1)
+        count = len(self.catalog.embedding_ids(self.model_id)) if self.model_id is not None else 0
+        index = VectorIndex(self.embed_dim or 1, quantized=count > QUANTIZED_MIN, exact_vectors=self._catalog_vectors)
         if self.model_id is not None:
             for ids, vectors in self.catalog.iter_embeddings(self.model_id):
                 index.add(ids, vectors)
         if save:
             index.save(self.path / INDEX_FILE)
         return index
+
+    def _catalog_vectors(self, case_ids: np.ndarray) -> np.ndarray:
+        """The catalog's embeddings of ``case_ids`` (float32 [n, D], in that order; zeros where there is none):
+        the exact vectors a quantized index re-ranks with."""
+        dim = self.embed_dim or 1
+        out = np.zeros((len(case_ids), dim), dtype=np.float32)  # n D
+        if self.model_id is None or len(case_ids) == 0:
+            return out
+        row = {int(case_id): i for i, case_id in enumerate(case_ids)}
+        for ids, vectors in self.catalog.iter_embeddings(self.model_id, case_ids=list(row)):
+            out[[row[int(i)] for i in ids]] = vectors
+        return out
 
     def rebuild_index(self) -> int:
         """Rebuild the vector index from the catalog's embeddings (``m3ret rebuild-index``); returns its size."""

@@ -11,6 +11,13 @@ Filtered searches that leave at most ``EXACT_ALLOWED_MAX`` cases are exact over 
 over their vectors) unless they are at least ``OVERFETCH_MIN_SHARE`` of the index: then over-fetching finds k of
 them among a few k / share candidates, cheaper than gathering vectors (20k vectors, 25 % filter: 60 -> ~15 ms).
 
+Large indexes (built for more than ``QUANTIZED_MIN`` vectors: ``m3ret rebuild-index``, a Ray indexing run) store
+int8 vectors in a graph of connectivity 32 and re-rank the top ``RERANK_CANDIDATES`` HNSW candidates with the exact
+vectors — the catalog's f16 embeddings, through ``exact_vectors`` — so results are ordered by exact cosine while
+the graph stays half the size and twice as fast to walk (benchmarks/README.md, "Vector search at 1M"). An index
+file larger than a configurable share of the RAM (``engine.config.vector_index_view_share``) is memory-mapped
+(USearch ``view``) instead of loaded; the first change to it loads it.
+
 Saving writes a temporary file next to the target and moves it into place with ``os.replace`` (atomic), so an
 interrupted save leaves the previous index intact.
 """
@@ -26,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.config import vector_index_view_share
+
 # onnxruntime must be loaded before usearch in one process (the reverse order segfaults with
 # onnxruntime 1.32 + usearch 2.26 wheels); engine modules that search also embed.
 import onnxruntime  # noqa: F401  isort: skip
@@ -38,16 +47,46 @@ EXACT_ALLOWED_MAX = 20_000  # a filter leaving at most this many cases: brute fo
 OVERFETCH_MIN_SHARE = 0.125  # a filter leaving at least this share of the index: over-fetch instead
 EXPANSION_SEARCH = 256  # USearch default 64; raised for recall at top-k up to a few hundred
 EXPANSION_ADD = 128
-CONNECTIVITY = 16
+CONNECTIVITY = 16  # f16 indexes (built for at most QUANTIZED_MIN vectors)
+QUANTIZED_MIN = 100_000  # an index built for more vectors stores them as int8 and re-ranks exactly (below)
+QUANTIZED_CONNECTIVITY = 32  # measured at 1M (benchmarks/README.md, "Vector search at 1M")
+QUANTIZED_EXPANSION_SEARCH = 512
+RERANK_CANDIDATES = 64  # int8 index: this many HNSW candidates (at least k) re-ranked with the exact vectors
+
+ExactVectors = Callable[[np.ndarray], np.ndarray]  # keys int64 [n] -> float32 [n, D] (the catalog's f16 vectors)
 
 
 class VectorIndex:
     """Cosine nearest neighbours over float16 vectors keyed by case id (thread-safe)."""
 
-    def __init__(self, ndim: int) -> None:
+    def __init__(self, ndim: int, quantized: bool = False, exact_vectors: ExactVectors | None = None) -> None:
+        """``quantized``: int8 storage (for large indexes), candidates re-ranked with ``exact_vectors``."""
         self.ndim = ndim
-        self._index = _new_index(ndim)
+        self._index = _new_index(ndim, quantized)
         self._lock = threading.RLock()
+        self._viewed: Path | None = None  # the file this index memory-maps (read-only) until its first change
+        self._exact = exact_vectors
+
+    @property
+    def quantized(self) -> bool:
+        """True for an int8 index (its own vectors are approximate: results are re-ranked exactly)."""
+        return str(self._index.dtype).lower().endswith("i8")
+
+    def use_exact_vectors(self, exact_vectors: ExactVectors | None) -> None:
+        """Where a quantized index gets the exact vectors of its candidates (the catalog's f16 embeddings)."""
+        self._exact = exact_vectors
+
+    @property
+    def memory_mapped(self) -> bool:
+        """True while the index is a read-only view of its file (``load(..., view=True)``)."""
+        return self._viewed is not None
+
+    def _make_writable(self) -> None:
+        """A change to a viewed index first loads the file into memory (a view cannot be modified)."""
+        if self._viewed is not None:
+            log.info("vector index %s: loading the memory-mapped file to modify it", self._viewed)
+            self._index.load(str(self._viewed))
+            self._viewed = None
 
     def __len__(self) -> int:
         return len(self._index)
@@ -66,6 +105,7 @@ class VectorIndex:
             return
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(keys), self.ndim)  # N D
         with self._lock:
+            self._make_writable()
             present = keys[self._contains(keys)]
             if len(present):
                 self._index.remove(present)
@@ -76,6 +116,7 @@ class VectorIndex:
         with self._lock:
             present = keys[self._contains(keys)]
             if len(present):
+                self._make_writable()
                 self._index.remove(present)
 
     def _contains(self, keys: np.ndarray) -> np.ndarray:
@@ -128,15 +169,28 @@ class VectorIndex:
 
     def _search(self, query: np.ndarray, count: int, size: int) -> tuple[np.ndarray, np.ndarray]:
         exact = size <= EXACT_SEARCH_MAX or count >= size // 2
-        keys, sims = _unpack(self._index.search(query, count, exact=exact))
-        found = len(keys)
-        if not exact and found < min(count, size):
-            log.debug("HNSW returned %d of %d; falling back to exact search", found, count)
-            return self._search_exact_all(query, count)
-        return keys, sims
+        fetch = min(size, max(count, RERANK_CANDIDATES)) if self.quantized else count
+        keys, sims = _unpack(self._index.search(query, fetch, exact=exact))
+        if not exact and len(keys) < min(fetch, size):
+            log.debug("HNSW returned %d of %d; falling back to exact search", len(keys), fetch)
+            keys, sims = _unpack(self._index.search(query, fetch, exact=True))
+        if self.quantized:
+            keys, sims = self._rerank(query, keys)
+        return keys[:count], sims[:count]
 
-    def _search_exact_all(self, query: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-        return _unpack(self._index.search(query, count, exact=True))
+    def _rerank(self, query: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Candidates ordered by exact cosine similarity to ``query [1, D]``."""
+        if len(keys) == 0:
+            return keys, np.zeros(0, dtype=np.float32)
+        sims = _cosine(self._vectors(keys), query[0])
+        order = np.argsort(-sims, kind="stable")
+        return keys[order], sims[order]
+
+    def _vectors(self, keys: np.ndarray) -> np.ndarray:
+        """Exact vectors ``float32 [n, D]``: the catalog's for a quantized index, the index's own otherwise."""
+        if self.quantized and self._exact is not None:
+            return np.asarray(self._exact(np.asarray(keys, dtype=np.int64)), dtype=np.float32)
+        return self.get(keys)
 
     def _exact_among(
         self, query: np.ndarray, k: int, allowed: np.ndarray, accept: Callable[[np.ndarray], np.ndarray] | None
@@ -146,9 +200,7 @@ class VectorIndex:
             present = present[accept(present)]
         if len(present) == 0:
             return _empty()
-        vectors = self.get(present)  # n D
-        norms = np.maximum(np.linalg.norm(vectors, axis=1), 1e-12)
-        sims = (vectors @ query[0]) / (norms * max(float(np.linalg.norm(query)), 1e-12))
+        sims = _cosine(self._vectors(present), query[0])  # n
         order = np.argsort(-sims, kind="stable")[:k]
         return present[order], sims[order].astype(np.float32)
 
@@ -167,23 +219,62 @@ class VectorIndex:
                 os.unlink(tmp)
 
     @classmethod
-    def load(cls, path: Path, ndim: int) -> "VectorIndex":
-        """Load a saved index; ``ValueError`` when it is unreadable or of another dimension."""
-        index = cls(ndim)
+    def load(cls, path: Path, ndim: int, view: bool | None = None, exact_vectors: ExactVectors | None = None
+             ) -> "VectorIndex":
+        """Load a saved index; ``ValueError`` when it is unreadable or of another dimension.
+
+        ``view=True`` memory-maps the file instead of reading it (USearch ``view``: pages are read on demand and
+        shared with the OS cache; the first change loads it); ``None``: view when the file is larger than
+        ``engine.config.vector_index_view_share()`` of this machine's RAM."""
+        index = cls(ndim, exact_vectors=exact_vectors)
+        view = should_view(Path(path)) if view is None else view
         try:
-            index._index.load(str(path))
+            if view:
+                index._index.view(str(path))
+                index._viewed = Path(path)
+            else:
+                index._index.load(str(path))
         except Exception as exc:  # noqa: BLE001 (a damaged cache is rebuilt from the catalog)
             raise ValueError(f"{path}: unreadable vector index ({exc})") from exc
         if index._index.ndim != ndim:
             raise ValueError(f"{path}: vector index has {index._index.ndim} dimensions, expected {ndim}")
+        index._index.expansion_search = QUANTIZED_EXPANSION_SEARCH if index.quantized else EXPANSION_SEARCH
         return index
 
 
-def _new_index(ndim: int) -> Index:
+def physical_memory_bytes() -> int | None:
+    """This machine's RAM (None where the OS does not say)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def should_view(path: Path, share: float | None = None) -> bool:
+    """Whether an index file is large enough to memory-map: more than ``share`` (default
+    ``engine.config.vector_index_view_share()``) of the RAM."""
+    ram = physical_memory_bytes()
+    share = vector_index_view_share() if share is None else share
+    try:
+        return ram is not None and path.stat().st_size > share * ram
+    except OSError:
+        return False
+
+
+def _new_index(ndim: int, quantized: bool = False) -> Index:
+    if quantized:
+        return Index(ndim=ndim, metric="cos", dtype="i8", connectivity=QUANTIZED_CONNECTIVITY,
+                     expansion_add=EXPANSION_ADD, expansion_search=QUANTIZED_EXPANSION_SEARCH)
     return Index(
         ndim=ndim, metric="cos", dtype="f16", connectivity=CONNECTIVITY,
         expansion_add=EXPANSION_ADD, expansion_search=EXPANSION_SEARCH,
     )
+
+
+def _cosine(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each row of ``vectors [n, D]`` to ``query [D]`` -> float32 [n]."""
+    norms = np.maximum(np.linalg.norm(vectors, axis=1), 1e-12)
+    return ((vectors @ query) / (norms * max(float(np.linalg.norm(query)), 1e-12))).astype(np.float32)
 
 
 def _both(first: Callable[[np.ndarray], np.ndarray], second: Callable[[np.ndarray], np.ndarray] | None

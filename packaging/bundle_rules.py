@@ -41,6 +41,7 @@ NEVER_BUNDLE: tuple[str, ...] = (
     "importlinter",
     "faiss",
     "ray",
+    "engine.cluster",  # Ray indexing (`m3ret index --ray`, the [cluster] extra): never in the packaged app
     "sympy",
     "triton",
 )

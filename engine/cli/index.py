@@ -43,6 +43,15 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
     parser.add_argument("--modality", type=str.upper, default=None, metavar="CODE",
                         help="modality for cases whose reader does not know it (e.g. XR, US, CT, MR, ES)")
     parser.add_argument("--batch-size", type=int, default=32, metavar="N", help="cases per batch/transaction")
+    parser.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                        help="read and embed on a Ray cluster ('auto', 'ray://host:port'; no ADDRESS: a local Ray "
+                             "instance) in resumable shards; needs the [cluster] extra")
+    parser.add_argument("--shard-units", type=int, default=None, metavar="N",
+                        help="with --ray: units (files or series) per shard (default 64)")
+    parser.add_argument("--ray-actors", type=int, default=None, metavar="N",
+                        help="with --ray: embedding actors (default: half the cluster's CPUs' worth)")
+    parser.add_argument("--ray-gpus-per-actor", type=float, default=0.0, metavar="G",
+                        help="with --ray: GPUs per embedding actor (CUDA execution provider)")
     add_model_option(parser)
     add_library_option(parser)
     add_json_option(parser)
@@ -51,6 +60,12 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.ray is not None:  # optional extra, imported only when asked for (never by the app or the bundle)
+        try:
+            from engine.cluster.cli import run_on_ray
+        except ImportError as exc:  # the packaged app, or ray not installed
+            raise UsageError(f"--ray needs the cluster extra: pip install 'm3ret[cluster]' ({exc})") from exc
+        return run_on_ray(args)
     if not args.paths and not args.reembed:
         raise UsageError("give at least one PATH (or --reembed)")
     if args.workers is not None and args.workers < 0:
@@ -59,25 +74,30 @@ def run(args: argparse.Namespace) -> int:
         require_existing(args.paths)
     cancel = threading.Event()
     show = not args.json and sys.stderr.isatty()
-    with open_library(args, create=True) as library, ProgressBar(show) as bar, _CancelOnInterrupt(cancel):
+    with open_library(args, create=True) as library, ProgressBar(show) as bar, CancelOnInterrupt(cancel):
         report = index_paths(
             library, args.paths, progress=bar.update, cancel=cancel, workers=args.workers, prune=args.prune,
             reembed=args.reembed, modality=args.modality, batch_size=max(1, args.batch_size),
         )
         total = library.catalog.count_cases()
-    _print_report(report, total, args)
+    print_report(report, total, args)
     return INTERRUPTED if report.cancelled else 0
 
 
-def _print_report(report: IndexReport, total: int, args: argparse.Namespace) -> None:
+def report_doc(report: IndexReport, total: int) -> dict:
+    """The ``--json`` document of a run."""
+    return {
+        "added": report.n_added, "updated": report.n_updated, "unchanged": report.n_unchanged,
+        "pruned": report.n_pruned, "failed": report.n_failed, "cancelled": report.cancelled,
+        "seconds": round(report.seconds, 3), "cases_in_library": total,
+        "failures": [{"path": str(f.path), "reason": f.reason} for f in report.failures],
+    }
+
+
+def print_report(report: IndexReport, total: int, args: argparse.Namespace, extra: dict | None = None) -> None:
+    """The run's summary (and unreadable files) on stdout; ``--json``: ``report_doc`` plus ``extra``."""
     if args.json:
-        doc = {
-            "added": report.n_added, "updated": report.n_updated, "unchanged": report.n_unchanged,
-            "pruned": report.n_pruned, "failed": report.n_failed, "cancelled": report.cancelled,
-            "seconds": round(report.seconds, 3), "cases_in_library": total,
-            "failures": [{"path": str(f.path), "reason": f.reason} for f in report.failures],
-        }
-        json.dump(doc, sys.stdout, indent=1)
+        json.dump({**report_doc(report, total), **(extra or {})}, sys.stdout, indent=1)
         sys.stdout.write("\n")
         return
     if report.failures:
@@ -123,14 +143,14 @@ class ProgressBar:
         self._bar.refresh()
 
 
-class _CancelOnInterrupt:
+class CancelOnInterrupt:
     """First Ctrl-C asks the indexer to stop after the current batch; a second one interrupts at once."""
 
     def __init__(self, cancel: threading.Event) -> None:
         self._cancel = cancel
         self._previous: object = None
 
-    def __enter__(self) -> "_CancelOnInterrupt":
+    def __enter__(self) -> "CancelOnInterrupt":
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._handle)
         return self

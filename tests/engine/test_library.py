@@ -127,3 +127,22 @@ def test_refresh_picks_up_what_another_process_indexed(tmp_path: Path, tiny_mode
     assert viewer.refresh_index() == (3, 0)
     assert len(viewer.index) == len(files)
     viewer.close()
+
+
+def test_a_large_library_rebuilds_a_quantized_index_reranked_from_the_catalog(
+        phantom_library: Library, monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.library as library_module
+
+    monkeypatch.setattr(library_module, "QUANTIZED_MIN", 5)  # 10 cases count as a large library here
+    phantom_library.rebuild_index()
+    index = phantom_library.index
+    assert index.quantized
+    record = phantom_library.catalog.list_cases(with_thumbnails=False)[0]
+    vector = phantom_library.catalog.embedding(record.id, phantom_library.model_id)
+    keys, sims = index.search(vector, 3)
+    assert keys[0] == record.id and sims[0] == pytest.approx(1.0, abs=1e-6)  # the catalog's f16 vector, exactly
+    path = phantom_library.path
+    phantom_library.close()
+    with Library.open(path) as reopened:  # the saved file keeps int8 + the re-ranking
+        assert reopened.index.quantized
+        assert reopened.index.search(vector, 1)[0][0] == record.id

@@ -134,3 +134,44 @@ def test_load_refuses_wrong_dimension_or_garbage(tmp_path: Path) -> None:
     (tmp_path / "bad.usearch").write_bytes(b"\0" * 100)
     with pytest.raises(ValueError):
         VectorIndex.load(tmp_path / "bad.usearch", 32)
+
+
+def test_a_quantized_index_reranks_its_candidates_with_the_exact_vectors(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vectors_module, "EXACT_SEARCH_MAX", 100)
+    x = _clustered(3000, seed=3)
+    keys = np.arange(1, 3001, dtype=np.int64)
+    asked: list[int] = []
+
+    def exact_vectors(wanted: np.ndarray) -> np.ndarray:
+        asked.append(len(wanted))
+        return x[wanted - 1]
+
+    index = VectorIndex(32, quantized=True, exact_vectors=exact_vectors)
+    index.add(keys, x)
+    assert index.quantized and "i8" in str(index._index.dtype).lower()
+    queries = _clustered(40, seed=4)
+    recalls = []
+    for q in queries:
+        got, sims = index.search(q, 10)
+        assert np.allclose(sims, x[got - 1] @ q / np.linalg.norm(q), atol=1e-5)  # exact cosine, not int8's
+        assert np.all(np.diff(sims) <= 0)
+        recalls.append(len(set(got) & set(_brute_force(x, keys, q, 10))) / 10)
+    assert np.mean(recalls) >= 0.95
+    assert asked and min(asked) >= vectors_module.RERANK_CANDIDATES  # every search re-ranked its candidates
+
+
+def test_a_large_index_file_is_memory_mapped_and_loaded_on_first_change(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    x = _clustered(400, seed=5)
+    index, keys = _index(x)
+    index.save(tmp_path / "v.usearch")
+    monkeypatch.setenv("M3RET_INDEX_VIEW_SHARE", "1e9")
+    assert not VectorIndex.load(tmp_path / "v.usearch", 32).memory_mapped
+    monkeypatch.setenv("M3RET_INDEX_VIEW_SHARE", "0")  # any file is larger than 0 % of the RAM
+    viewed = VectorIndex.load(tmp_path / "v.usearch", 32)
+    assert viewed.memory_mapped
+    got, _ = viewed.search(x[7], 5)
+    assert got[0] == keys[7]
+    viewed.add(np.array([10_000]), x[:1] * -1)  # a change loads the file: the view is read-only
+    assert not viewed.memory_mapped and len(viewed) == 401
+    assert viewed.search(x[7], 5)[0][0] == keys[7]

@@ -100,7 +100,8 @@ def test_spec_entry_points_are_the_installed_scripts(spec_calls) -> None:
 
 
 def test_spec_excludes_torch_trainer_onnx_everywhere(spec_calls) -> None:
-    must_never = {"torch", "trainer", "tensorboard", "matplotlib", "onnx", "IPython", "tkinter"}
+    must_never = {"torch", "trainer", "tensorboard", "matplotlib", "onnx", "IPython", "tkinter", "ray",
+                  "engine.cluster"}
     assert must_never <= set(rules.NEVER_BUNDLE)
     for analysis in spec_calls["Analysis"]:
         assert must_never <= set(analysis.kwargs["excludes"]), analysis.args[0]
@@ -115,12 +116,21 @@ def test_spec_bundles_the_models_folder(spec_calls) -> None:
         assert bundled == models
 
 
-def _imports(folder: Path) -> set[str]:
-    """Every dotted module name imported anywhere under ``folder`` (absolute imports)."""
+# Optional extras the product imports inside a function only when asked for (``m3ret index --ray``), with a clear
+# one-line error where they are absent (the packaged app); their own files are left out of the bundle.
+LAZY_OPTIONAL = ("engine.cluster",)
+
+
+def _imports(folder: Path, top_level_only: bool = False) -> set[str]:
+    """Every dotted module name imported under ``folder`` (absolute imports; files of LAZY_OPTIONAL packages are
+    skipped); ``top_level_only``: only imports at module level."""
     names: set[str] = set()
     for path in folder.rglob("*.py"):
+        module = ".".join(path.relative_to(folder.parent).with_suffix("").parts)
+        if any(module == lazy or module.startswith(lazy + ".") for lazy in LAZY_OPTIONAL):
+            continue
         tree = ast.parse(path.read_text(), str(path))
-        for node in ast.walk(tree):
+        for node in (tree.body if top_level_only else ast.walk(tree)):
             if isinstance(node, ast.Import):
                 names.update(alias.name for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -135,8 +145,12 @@ def test_excluded_modules_are_not_imported_by_the_product(package: str) -> None:
     excluded = set(rules.NEVER_BUNDLE) | set(rules.PRUNE_MODULES)
     if package == "engine":
         excluded |= set(rules.GUI_ONLY_MODULES) - {"engine"}
-    clashes = sorted(name for name in imported if any(name == ex or name.startswith(ex + ".") for ex in excluded))
+    clashes = sorted(name for name in imported if any(name == ex or name.startswith(ex + ".") for ex in excluded)
+                     and not any(name == lazy or name.startswith(lazy + ".") for lazy in LAZY_OPTIONAL))
     assert not clashes, f"{package} imports modules the bundle leaves out: {clashes}"
+    eager = sorted(name for name in _imports(REPO / package, top_level_only=True)
+                   if any(name == lazy or name.startswith(lazy + ".") for lazy in LAZY_OPTIONAL))
+    assert not eager, f"{package} imports optional extras at module level: {eager}"
 
 
 def test_forbidden_files_finds_torch_in_modules_and_files() -> None:
