@@ -35,7 +35,10 @@ README = BENCH_DIR / "README.md"
 SECTION_TITLE = "## Vector search"
 THRESHOLD_FILE = Path(__file__).resolve().parent / "results" / "exact_threshold.txt"  # read by people tuning engine.vectors
 USEARCH_DEFAULT_CONNECTIVITY = 16  # what usearch.index.Index uses when connectivity is None
-LIBRARIES = ("usearch", "faiss", "numpy")  # a row's library is the first word of its method name
+LIBRARIES = ("usearch", "usearch_i8", "faiss", "numpy")  # a row's library is the first word of its method name
+CACHE_DIR = BENCH_DIR.parent / ".cache" / "vector_search"  # datasets and int8 graphs (git-ignored), reused by re-runs
+QUANTIZED_CONNECTIVITY = 32  # engine.vectors.QUANTIZED_CONNECTIVITY
+RERANK_CANDIDATES = 64  # engine.vectors.RERANK_CANDIDATES
 EXACT_QUERY_CAP = 200  # exact methods at >= 1M vectors are slow per query: time this many queries there
 
 SearchOne = Callable[[np.ndarray], np.ndarray]  # query [D] -> keys [k] (int64, -1 where fewer than k found)
@@ -86,10 +89,20 @@ def exact_top_k(base: np.ndarray, queries: np.ndarray, k: int, block: int = 64) 
 
 
 def make_dataset(n: int, n_queries: int, dim: int, k: int, n_clusters: int = 200, seed: int = 0) -> Dataset:
-    """Draw ``n + n_queries`` points from one mixture; the last ``n_queries`` are the held-out queries."""
+    """Draw ``n + n_queries`` points from one mixture; the last ``n_queries`` are the held-out queries.
+
+    Datasets of 100k vectors and more are cached under ``CACHE_DIR`` (the 1M ground truth alone takes minutes)."""
+    cache = CACHE_DIR / f"data_n{n}_q{n_queries}_d{dim}_k{k}_c{n_clusters}_s{seed}.npz"
+    if n >= 100_000 and cache.is_file():
+        with np.load(cache) as saved:
+            return Dataset(base=saved["base"], queries=saved["queries"], truth=saved["truth"])
     points = clustered_vectors(n + n_queries, dim, n_clusters, seed)
     base, queries = points[:n], points[n:]
-    return Dataset(base=base, queries=queries, truth=exact_top_k(base, queries, k))
+    data = Dataset(base=base, queries=queries, truth=exact_top_k(base, queries, k))
+    if n >= 100_000:
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, base=data.base, queries=data.queries, truth=data.truth)
+    return data
 
 
 def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
@@ -201,6 +214,44 @@ def usearch_searcher(index, k: int, exact: bool, counter: ShortCounter) -> Searc
     return search_one
 
 
+def usearch_i8_rows(n: int, data: Dataset, cfg: Settings) -> list[Row]:
+    """What the engine does for large libraries: an int8 HNSW (connectivity 32) whose top ``RERANK_CANDIDATES``
+    candidates are re-ranked by exact cosine with the f16 vectors (the catalog's), at each expansion_search.
+
+    The graph is cached under ``CACHE_DIR`` (a 1M build takes tens of minutes on the 2-core VM)."""
+    from usearch.index import Index
+
+    m = QUANTIZED_CONNECTIVITY
+    cache = CACHE_DIR / f"usearch_i8_M{m}_add{cfg.expansion_add}_n{n}_d{cfg.dim}_c{cfg.n_clusters}_s{cfg.seed}.usearch"
+    index = Index(ndim=cfg.dim, metric="cos", dtype="i8", connectivity=m, expansion_add=cfg.expansion_add)
+    if n >= 100_000 and cache.is_file():
+        index.load(str(cache))
+        build_s = None
+    else:
+        t0 = time.perf_counter()
+        index.add(np.arange(n, dtype=np.uint64), data.base, threads=cfg.threads)
+        build_s = time.perf_counter() - t0
+        if n >= 100_000:
+            CACHE_DIR.mkdir(parents=True, exist_ok=True)
+            index.save(str(cache))
+    exact = data.base.astype(np.float16)  # N D: the catalog's f16 embeddings
+    fetch = max(cfg.k, RERANK_CANDIDATES)
+    rows = []
+    for ef in cfg.efs:
+        index.expansion_search = ef
+
+        def search_one(q: np.ndarray) -> np.ndarray:
+            keys = np.asarray(index.search(q, fetch, threads=1).keys, dtype=np.int64)
+            sims = exact[keys].astype(np.float32) @ q
+            return keys[np.argsort(-sims)[: cfg.k]]
+
+        rows.append(measure(n, "usearch_i8 hnsw+rerank",
+                            {"dtype": "i8", "M": m, "ef_add": cfg.expansion_add, "ef": ef, "rerank": fetch},
+                            search_one, data, build_s, index.serialized_length,
+                            note="" if build_s is not None else "graph from the cache (build time of its run)"))
+    return rows
+
+
 def faiss_build(base: np.ndarray, m: int, ef_construction: int, threads: int):
     """Build a FAISS ``IndexHNSWFlat`` with inner product. Returns ``(index, build seconds)``."""
     import faiss
@@ -283,6 +334,10 @@ def run_size(n: int, cfg: Settings, started: float, previous_builds: dict[str, t
                 rows += usearch_rows(n, m, data, cfg, previous_builds, exact_cap)
             else:
                 rows += faiss_rows(n, m, data, cfg, previous_builds)
+    if "usearch_i8" in cfg.libraries:
+        logger.info("n=%d: usearch int8 graph + exact re-rank", n)
+        with threadpool_limits(1):
+            rows += usearch_i8_rows(n, data, cfg)
     if "numpy" in cfg.libraries:
         with threadpool_limits(1):  # one search thread, like the others
             rows.append(

@@ -67,11 +67,13 @@ def test_tiny_run_writes_json_and_readme_with_consistent_recall(tmp_path: Path) 
     report = json.loads(out.read_text())
     rows = {(r["method"], r["params"].get("ef")): r for r in report["rows"]}
     assert set(rows) == {("usearch hnsw", 16), ("usearch hnsw", 64), ("usearch exact", None),
-                         ("faiss hnsw", 16), ("faiss hnsw", 64), ("numpy brute force", None)}
+                         ("faiss hnsw", 16), ("faiss hnsw", 64), ("numpy brute force", None),
+                         ("usearch_i8 hnsw+rerank", 16), ("usearch_i8 hnsw+rerank", 64)}
     assert rows[("numpy brute force", None)]["recall"] == 1.0  # same computation as the ground truth
     assert rows[("usearch exact", None)]["recall"] >= 0.97  # exact, up to f16 rounding of near ties
     assert rows[("faiss hnsw", 64)]["recall"] >= 0.9
     assert rows[("usearch hnsw", 64)]["recall"] >= 0.9
+    assert rows[("usearch_i8 hnsw+rerank", 64)]["recall"] >= 0.9  # int8 graph, exact f16 re-rank
     assert all(r["short_results"] == 0 for r in report["rows"])  # 600 vectors: every query gets k results
     assert rows[("usearch hnsw", 16)]["index_bytes"] > 600 * 24 * 2  # at least the f16 vectors
     assert rows[("numpy brute force", None)]["index_bytes"] == 600 * 24 * 4
