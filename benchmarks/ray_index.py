@@ -22,7 +22,6 @@ import logging
 import os
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 import onnxruntime  # noqa: F401  isort: skip  (before usearch, see engine.vectors)
+from benchmarks.index_throughput import PeakMemory
 from engine.cluster.indexer import ClusterOptions, ClusterProgress, index_paths_on_ray
 from engine.config import shared_data_dir
 from engine.encoder import default_model_path
@@ -72,27 +72,14 @@ def write_archive(folder: Path, n: int, seed: int = 0) -> None:
         cv2.imwrite(str(sub / f"case_{i:06d}.png"), np.clip(image, 0, 255).astype(np.uint8))
 
 
-class RssSampler:
-    """This process's RSS every ``interval_s`` in a thread, with the number of cases merged at that moment."""
+class RssSampler(PeakMemory):
+    """``PeakMemory`` that also keeps the curve: (seconds, cases merged, driver RSS MB) every ``interval_s``."""
 
     def __init__(self, interval_s: float = 0.5) -> None:
-        import psutil
-
-        self._process = psutil.Process()
-        self._interval = interval_s
-        self._stop = threading.Event()
+        super().__init__(interval_s)
         self.cases = 0
-        self.samples: list[tuple[float, int, float]] = []  # (seconds, cases, RSS MB)
+        self.samples: list[tuple[float, int, float]] = []
         self._started = time.monotonic()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> "RssSampler":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
     def _run(self) -> None:
         while not self._stop.is_set():
