@@ -95,7 +95,8 @@ def time_ray_start(cpus: int) -> float:
     import ray
 
     started = time.monotonic()
-    ray.init(num_cpus=cpus, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+    ray.init(address="local", num_cpus=cpus, include_dashboard=False, logging_level=logging.WARNING,
+             log_to_driver=False)
     return time.monotonic() - started
 
 

@@ -237,7 +237,10 @@ def ray_session(options: ClusterOptions) -> Iterator[None]:
         return
     kwargs: dict = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
     if options.address in (None, "", "local"):
-        kwargs.update(num_cpus=options.local_cpus or os.cpu_count() or 1)
+        # address="local": always a new instance, never a cluster that happens to run on this machine
+        # 127.0.0.1: a local instance listens on the loopback interface only
+        kwargs.update(address="local", num_cpus=options.local_cpus or os.cpu_count() or 1,
+                      _node_ip_address="127.0.0.1")
         if options.object_store_bytes:
             kwargs.update(object_store_memory=options.object_store_bytes)
         ray.init(**kwargs)

@@ -14,6 +14,10 @@ from pathlib import Path
 
 import pytest
 
+# Before Ray is imported: "localhost" stays 127.0.0.1 (Linux otherwise swaps it for the machine's network address,
+# which the nodes, bound to 127.0.0.1, do not listen on). Subprocess drivers inherit it.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+
 ray = pytest.importorskip("ray", reason="ray not installed (cluster extra: pip install 'm3ret[cluster]')")
 
 NODE_ARGS = dict(num_cpus=1, object_store_memory=200 * 2**20, include_dashboard=False)
@@ -26,7 +30,6 @@ def ray_cluster() -> Iterator[str]:
     import psutil
     from ray.cluster_utils import Cluster
 
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # localhost only: no token needed between our processes
     cluster = Cluster()
     started: set[int] = set()
     try:
