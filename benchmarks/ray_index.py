@@ -96,7 +96,7 @@ def time_ray_start(cpus: int) -> float:
 
     started = time.monotonic()
     ray.init(address="local", num_cpus=cpus, include_dashboard=False, logging_level=logging.WARNING,
-             log_to_driver=False)
+             log_to_driver=False, _node_ip_address="127.0.0.1")
     return time.monotonic() - started
 
 

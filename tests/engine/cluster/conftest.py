@@ -80,12 +80,16 @@ def _node_process_ids(cluster) -> set[int]:  # noqa: ANN001
 
 
 def ray_worker_processes(name_part: str) -> list:
-    """Live Ray worker processes whose title holds ``name_part`` (e.g. ``EmbedActor``)."""
+    """Live Ray worker processes of this test session's cluster (descendants of this process: its raylets'
+    workers) whose title holds ``name_part`` (e.g. ``EmbedActor``); never another Ray on the machine."""
     import psutil
 
     found = []
-    for proc in psutil.process_iter(["pid", "cmdline"]):
-        cmdline = " ".join(proc.info.get("cmdline") or [])
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            cmdline = " ".join(proc.cmdline())
+        except psutil.Error:
+            continue
         if cmdline.startswith("ray::") and name_part in cmdline:
             found.append(proc)
     return found
