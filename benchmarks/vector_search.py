@@ -38,7 +38,7 @@ USEARCH_DEFAULT_CONNECTIVITY = 16  # what usearch.index.Index uses when connecti
 LIBRARIES = ("usearch", "usearch_i8", "faiss", "numpy")  # a row's library is the first word of its method name
 CACHE_DIR = BENCH_DIR.parent / ".cache" / "vector_search"  # datasets and int8 graphs (git-ignored), reused by re-runs
 QUANTIZED_CONNECTIVITY = 32  # engine.vectors.QUANTIZED_CONNECTIVITY
-RERANK_CANDIDATES = 64  # engine.vectors.RERANK_CANDIDATES
+RERANK_CANDIDATES = 100  # engine.vectors.RERANK_CANDIDATES
 EXACT_QUERY_CAP = 200  # exact methods at >= 1M vectors are slow per query: time this many queries there
 
 SearchOne = Callable[[np.ndarray], np.ndarray]  # query [D] -> keys [k] (int64, -1 where fewer than k found)

@@ -51,7 +51,7 @@ CONNECTIVITY = 16  # f16 indexes (built for at most QUANTIZED_MIN vectors)
 QUANTIZED_MIN = 100_000  # an index built for more vectors stores them as int8 and re-ranks exactly (below)
 QUANTIZED_CONNECTIVITY = 32  # measured at 1M (benchmarks/README.md, "Vector search at 1M")
 QUANTIZED_EXPANSION_SEARCH = 512
-RERANK_CANDIDATES = 64  # int8 index: this many HNSW candidates (at least k) re-ranked with the exact vectors
+RERANK_CANDIDATES = 100  # int8 index: this many HNSW candidates (at least k) re-ranked with the exact vectors
 
 ExactVectors = Callable[[np.ndarray], np.ndarray]  # keys int64 [n] -> float32 [n, D] (the catalog's f16 vectors)
 
