@@ -53,7 +53,7 @@ class FunctionWorker(QRunnable):
         self.error: BaseException | None = None
         parameters = _parameters(func)
         if "progress" in parameters and "progress" not in self.kwargs:
-            self.kwargs["progress"] = self.signals.progress.emit
+            self.kwargs["progress"] = lambda value: self._emit("progress", value)
         if "cancel" in parameters and "cancel" not in self.kwargs:
             self.kwargs["cancel"] = self.cancel_event
 
@@ -80,8 +80,16 @@ class FunctionWorker(QRunnable):
         """Block until the function returned or raised (tests, shutdown). True when it did."""
         return self._done.wait(timeout)
 
+    def _emit(self, signal_name: str, *args: Any) -> None:
+        """Emit one of the worker's signals; after the window (and the signals object) is gone at shutdown,
+        Qt raises "Signal source has been deleted": nobody is listening any more, so that is not an error."""
+        try:
+            getattr(self.signals, signal_name).emit(*args)
+        except RuntimeError as exc:
+            log.debug("%s: %s not delivered (%s)", getattr(self.func, "__name__", "worker"), signal_name, exc)
+
     def run(self) -> None:  # QRunnable entry point, in the pool thread
-        self.signals.started.emit()
+        self._emit("started")
         started = time.perf_counter()
         try:
             self.result = self.func(*self.args, **self.kwargs)
@@ -90,13 +98,13 @@ class FunctionWorker(QRunnable):
             log.warning("%s failed: %s", getattr(self.func, "__name__", "worker"), _one_line(exc))
             log.debug("traceback", exc_info=True)
             self._done.set()
-            self.signals.errored.emit(exc)
+            self._emit("errored", exc)
         else:
             log.debug("%s took %.2f s", getattr(self.func, "__name__", "worker"), time.perf_counter() - started)
             self._done.set()
-            self.signals.returned.emit(self.result)
+            self._emit("returned", self.result)
         finally:
-            self.signals.finished.emit()
+            self._emit("finished")
             with _ACTIVE_LOCK:
                 _ACTIVE.discard(self)
 

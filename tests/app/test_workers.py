@@ -134,3 +134,19 @@ def test_viewed_video_frames_follow_the_memory_budget(shared_data: Path, monkeyp
     monkeypatch.setattr(factory, "VIEWER_VIDEO_BYTES", frame_bytes * 20)  # room for 20 frames only
     budgeted = read_file_case(path, viewer_read_limits())
     assert budgeted.pixels.shape[0] == 20 == len(budgeted.frame_indices)
+
+
+def test_a_worker_finishing_after_its_signals_are_gone_does_not_raise(qtbot) -> None:
+    """At shutdown the window (and the worker's signals object) can be deleted while the function still runs."""
+    from shiboken6 import Shiboken
+
+    from app.workers import FunctionWorker
+
+    def work(progress) -> int:
+        progress(1)
+        return 7
+
+    worker = FunctionWorker(work)
+    Shiboken.delete(worker.signals)
+    worker.run()  # in this thread: every emit meets a deleted source
+    assert worker.is_finished and worker.result == 7 and worker.error is None
