@@ -223,7 +223,9 @@ def test_cancel_indexing_keeps_what_was_indexed(qtbot, window: MainWindow, tmp_p
     assert not blocker.args[0].cancelled
     assert window.library.catalog.count_cases() == 120
     gaps = np.diff([started, *ticks, finished])
-    assert gaps.max() < 1.0, f"the window froze for {gaps.max():.2f} s while indexing"
+    # the event loop kept turning during the run (a blocked GUI thread would show one gap as long as the run);
+    # the bound is loose on purpose: a loaded CI machine stretches gaps, a frozen window is a different order
+    assert len(ticks) >= 3 and gaps.max() < 5.0, f"the window froze for {gaps.max():.2f} s while indexing"
 
 
 def test_settings_remember_library_and_geometry(qtbot, app_model: Path, app_library: Path) -> None:

@@ -44,7 +44,7 @@ def test_play_advances_at_the_chosen_rate_and_pauses(qtbot, shared_data: Path) -
     qtbot.keyClick(viewer.view, Qt.Key.Key_Space)
     assert viewer.playing and viewer.timer.interval() == 50
     started = time.monotonic()
-    qtbot.waitUntil(lambda: viewer.frame >= 5, timeout=5_000)
+    qtbot.waitUntil(lambda: viewer.frame >= 5, timeout=30_000)  # generous: a loaded machine only slows it
     assert time.monotonic() - started >= 0.2  # 5 frames at 20 fps take 0.25 s
     qtbot.keyClick(viewer.view, Qt.Key.Key_Space)
     assert not viewer.playing
