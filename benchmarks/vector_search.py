@@ -248,7 +248,7 @@ def usearch_i8_rows(n: int, data: Dataset, cfg: Settings) -> list[Row]:
         rows.append(measure(n, "usearch_i8 hnsw+rerank",
                             {"dtype": "i8", "M": m, "ef_add": cfg.expansion_add, "ef": ef, "rerank": fetch},
                             search_one, data, build_s, index.serialized_length,
-                            note="" if build_s is not None else "graph from the cache (build time of its run)"))
+                            note="" if build_s is not None else "graph from the cache (its build: see Vector search at 1M)"))
     return rows
 
 
