@@ -33,6 +33,7 @@ from engine.catalog_schema import (
 )
 from engine.io.case import Case, Failure
 from engine.io.fingerprint import file_fingerprint
+from engine.modality import describe as describe_modality
 
 CATALOG_FILENAME = "catalog.sqlite"
 _SQL_CHUNK = 500  # ids per IN (...) clause
@@ -65,6 +66,13 @@ class CaseRecord:
     source_paths: list[str] = field(default_factory=list)
     reader: str = ""
     unit_key: str = ""
+    predicted_modality: str | None = None  # the modality head's guess when the file did not say (engine.modality)
+    modality_confidence: float | None = None
+
+    @property
+    def modality_text(self) -> str:
+        """The modality as shown: "CT", "XR, predicted 0.97", or "OT (US? 0.41)"."""
+        return describe_modality(self.modality, self.predicted_modality, self.modality_confidence)
 
     @property
     def shape_tuple(self) -> tuple[int, ...]:
@@ -120,6 +128,8 @@ class NewCase:
     series_uid: str | None = None
     study_date: str | None = None
     description: str | None = None
+    predicted_modality: str | None = None
+    modality_confidence: float | None = None
 
     @classmethod
     def from_case(cls, case: Case, reader: str, unit_key: str, thumbnail: bytes | None = None) -> "NewCase":
@@ -311,6 +321,11 @@ class Catalog:
             rows = conn.execute(query.order_by(CaseRow.id)).all()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
+    def case_ids_with_fingerprint(self, fingerprint: str) -> list[int]:
+        """Ids of the cases read from content with this fingerprint (the same file or a copy of it)."""
+        with self._sessions() as session:
+            return sorted(session.scalars(select(CaseRow.id).where(CaseRow.fingerprint == fingerprint)).all())
+
     def embedding(self, case_id: int, model_id: str) -> np.ndarray | None:
         """A case's stored embedding (float32 [D]) for a model, or None."""
         query = select(EmbeddingRow.vector).where(EmbeddingRow.case_id == case_id, EmbeddingRow.model_id == model_id)
@@ -441,12 +456,14 @@ class Catalog:
                 self._record_failure(session, failure, now)
 
     def set_unknown_modality(self, case_ids: Iterable[int], modality: str, unknown: Sequence[str] = ("", "OT")) -> None:
-        """Give ``modality`` to those of the cases whose modality is one of ``unknown``."""
+        """Give ``modality`` to those of the cases whose modality is one of ``unknown`` or was predicted (the
+        user's word beats the modality head's guess; a modality read from the file is kept)."""
         with self.session() as session:
             for chunk in _chunks(sorted(set(case_ids))):
+                not_from_file = or_(CaseRow.modality.in_(list(unknown)), CaseRow.modality_confidence.is_not(None))
                 session.execute(
-                    update(CaseRow).where(CaseRow.id.in_(chunk), CaseRow.modality.in_(list(unknown)))
-                    .values(modality=modality)
+                    update(CaseRow).where(CaseRow.id.in_(chunk), not_from_file)
+                    .values(modality=modality, predicted_modality=None, modality_confidence=None)
                 )
 
     def clear_failures_under(self, roots: Sequence[Path | str], keep: Sequence[str] = ()) -> int:
@@ -554,6 +571,7 @@ _RECORD_COLUMNS = (
     CaseRow.id, CaseRow.kind, CaseRow.modality, CaseRow.body_part, CaseRow.patient_id, CaseRow.patient_name,
     CaseRow.study_uid, CaseRow.series_uid, CaseRow.study_date, CaseRow.description, CaseRow.shape, CaseRow.n_files,
     CaseRow.uid, CaseRow.fingerprint, CaseRow.added_at, CaseRow.reader, CaseRow.unit_key,
+    CaseRow.predicted_modality, CaseRow.modality_confidence,
 )
 
 
@@ -581,7 +599,7 @@ def _case_values(new: NewCase, now: float) -> dict[str, Any]:
         patient_id=new.patient_id, patient_name=new.patient_name, study_uid=new.study_uid,
         series_uid=new.series_uid, study_date=new.study_date, description=new.description,
         shape=json.dumps(new.shape), n_files=len(new.files), fingerprint=new.fingerprint, reader=new.reader,
-        updated_at=now,
+        predicted_modality=new.predicted_modality, modality_confidence=new.modality_confidence, updated_at=now,
     )
 
 

@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class Base(DeclarativeBase):
@@ -42,6 +42,9 @@ class CaseRow(Base):
     uid: Mapped[str] = mapped_column(String, index=True)  # Case.uid (SeriesInstanceUID, or the file path)
     kind: Mapped[str] = mapped_column(String, index=True)
     modality: Mapped[str] = mapped_column(String, index=True)
+    # the modality head's guess for a case whose file does not say its modality (engine.modality); NULL otherwise
+    predicted_modality: Mapped[str | None] = mapped_column(String, nullable=True)
+    modality_confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
     body_part: Mapped[str | None] = mapped_column(String, index=True)
     patient_id: Mapped[str | None] = mapped_column(String, index=True)
     patient_name: Mapped[str | None] = mapped_column(String)
@@ -120,8 +123,14 @@ class SchemaVersionRow(Base):
 
 Migration = Callable[[Connection], None]
 
+def _add_modality_prediction(conn: Connection) -> None:
+    """v1 -> v2: cases.predicted_modality and cases.modality_confidence (NULL: the file said the modality)."""
+    conn.exec_driver_sql("ALTER TABLE cases ADD COLUMN predicted_modality VARCHAR")
+    conn.exec_driver_sql("ALTER TABLE cases ADD COLUMN modality_confidence FLOAT")
+
+
 # MIGRATIONS[v] upgrades version v to v + 1. Add a step here (and bump SCHEMA_VERSION) for every schema change.
-MIGRATIONS: dict[int, Migration] = {}
+MIGRATIONS: dict[int, Migration] = {1: _add_modality_prediction}
 
 
 class SchemaError(Exception):

@@ -1,10 +1,11 @@
 """``python -m engine.demo --data DIR`` (``make demo``): index a data folder with the bundled model, search once.
 
 With the shared development data (``DIR/manifest.csv``) the test split is indexed, each modality labelled from the
-manifest (XR, MR, CT, US), except one held-back X-ray that is then used as the query; the results table shows each
-hit's manifest label next to the query's. With any other folder, the whole folder is indexed and its first
-readable file is the query (it finds itself first). The library goes to ``$M3RET_HOME`` (``libraries/demo``) when
-that is set, else to a temporary folder; a second run on the same library only indexes what changed.
+manifest (XR, MR, CT, US, ES), except one held-back X-ray that is then used as the query; the results table shows
+each hit's manifest label next to the query's. With any other folder, the whole folder is indexed and its first
+readable file is the query (reported as "this case", the results are the others). The library goes to
+``--library``, else ``$M3RET_HOME`` (``libraries/demo``) when that is set, where a second run only indexes what
+changed; else to a temporary folder that is removed at the end.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import csv
 import logging
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -26,9 +28,8 @@ from engine.indexer import index_paths
 from engine.io.case import Case
 from engine.io.scan import read_path
 from engine.library import Library, LibraryError
+from engine.modality import modality_code
 from engine.search import SearchError, SearchFilters, search_by_path
-
-MANIFEST_MODALITIES = {"xray": "XR", "mri": "MR", "ct": "CT", "ultrasound": "US"}
 
 
 def manifest_plan(data: Path, split: str = "test") -> tuple[dict[str, list[Path]], Path, dict[str, str]]:
@@ -41,7 +42,7 @@ def manifest_plan(data: Path, split: str = "test") -> tuple[dict[str, list[Path]
     groups: dict[str, list[Path]] = {}
     for row in rows:
         if row is not query_row:
-            code = MANIFEST_MODALITIES.get(row["modality"], row["modality"].upper())
+            code = modality_code(row["modality"]) or "OT"
             groups.setdefault(code, []).append((data / row["path"]).absolute())
     return groups, (data / query_row["path"]).absolute(), labels
 
@@ -54,13 +55,15 @@ def first_readable_file(folder: Path) -> Path:
     raise SystemExit(f"{folder}: no readable file to search with")
 
 
-def demo_library_dir(explicit: Path | None) -> Path:
-    """--library, else $M3RET_HOME's demo library, else a fresh temporary folder."""
+def demo_library_dir(explicit: Path | None) -> tuple[Path, Path | None]:
+    """(library folder, temporary folder to remove at the end or None): --library, else $M3RET_HOME's demo
+    library, else a fresh temporary folder."""
     if explicit is not None:
-        return explicit
+        return explicit, None
     if os.environ.get("M3RET_HOME"):
-        return user_data_dir() / "libraries" / "demo"
-    return Path(tempfile.mkdtemp(prefix="m3ret-demo-")) / "library"
+        return user_data_dir() / "libraries" / "demo", None
+    temporary = Path(tempfile.mkdtemp(prefix="m3ret-demo-"))
+    return temporary / "library", temporary
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -72,7 +75,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-k", type=int, default=10, help="results to show")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    library_dir, temporary = demo_library_dir(args.library)
+    try:
+        return run_demo(args, library_dir)
+    finally:
+        if temporary is not None:
+            shutil.rmtree(temporary, ignore_errors=True)
+            print(f"(temporary library {library_dir} removed; pass --library DIR to keep one)")
 
+
+def run_demo(args: argparse.Namespace, library_dir: Path) -> int:
+    """Index and search (see the module docstring); returns the exit status."""
     data = args.data or shared_data_dir()
     if data is None or not data.exists():
         print("demo: no data folder: pass --data DIR (or set M3RET_DATA)", file=sys.stderr)
@@ -88,7 +101,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         query = first_readable_file(data)
         groups, labels = {"": [data]}, {}
 
-    library_dir = demo_library_dir(args.library)
     print(f"library: {library_dir}\nmodel:   {model}")
     show = sys.stderr.isatty()
     try:
@@ -109,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     query_label = labels.get(str(query), "")
     print(f"\nquery (held back, not indexed): {query}  [{case.kind}, {query_label or case.modality}]")
-    print(format_results(results))
+    print(format_results(results, this_case=results.this_case))
     if labels:
         hits = [labels.get(str(Path(r.path).absolute()), "?") for r in results]
         same = sum(h == query_label for h in hits)

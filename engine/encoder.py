@@ -30,6 +30,7 @@ from engine.model_format import (
     META_PREPROCESS,
     OUTPUT_NAME,
 )
+from engine.modality import ModalityHead, head_from_metadata
 from engine.preprocess import PreprocessParams, case_to_clip
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,11 @@ class Encoder:
         except (KeyError, ValueError) as exc:
             raise ModelError(f"{self.model_path}: metadata missing or invalid ({exc})") from exc
         self.arch: str = meta.get(META_ARCH, "")
+        self.modality_head: ModalityHead | None = head_from_metadata(meta, str(self.model_path))
+        if self.modality_head is not None and self.modality_head.embed_dim != self.embed_dim:
+            log.warning("%s: modality head ignored (made for %d-d embeddings)", self.model_path,
+                        self.modality_head.embed_dim)
+            self.modality_head = None
         inputs = [i.name for i in self._session.get_inputs()]
         outputs = [o.name for o in self._session.get_outputs()]
         if INPUT_NAME not in inputs or OUTPUT_NAME not in outputs:

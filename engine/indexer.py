@@ -44,6 +44,7 @@ from engine.io.case import Case, Failure
 from engine.io.fingerprint import file_fingerprint
 from engine.io.scan import SourceUnit, discover, read_unit
 from engine.library import Library
+from engine.modality import UNKNOWN_MODALITIES, apply_predictions
 from engine.preprocess import PreprocessParams, case_to_clip
 from engine.thumbnails import make_thumbnail
 
@@ -53,7 +54,7 @@ BATCH_SIZE = 32  # cases per embedding batch and per catalog transaction
 MAX_BATCH_BYTES = 64 * 2**20  # clips held before a batch is embedded (about 20 volume/video clips)
 POOL_MIN_UNITS = 8  # fewer units to read than this: read in this process (starting workers costs seconds)
 PROGRESS_INTERVAL_S = 0.1  # at most ~10 progress callbacks a second
-UNKNOWN_MODALITIES = ("", "OT")
+
 
 
 @dataclass
@@ -80,17 +81,26 @@ class IndexReport:
     failures: list[Failure] = field(default_factory=list)
     cancelled: bool = False
     seconds: float = 0.0
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> files left out (text files, tables, ...)
 
     @property
     def n_embedded(self) -> int:
         return self.n_added + self.n_updated
 
+    @property
+    def n_skipped_files(self) -> int:
+        return sum(self.skipped.values())
+
     def summary(self) -> str:
         state = "cancelled" if self.cancelled else "done"
-        return (
+        text = (
             f"{state} in {self.seconds:.1f} s: {self.n_added} added, {self.n_updated} updated, "
             f"{self.n_unchanged} unchanged, {self.n_pruned} pruned, {self.n_failed} failed"
         )
+        if self.skipped:
+            reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items(), key=lambda i: -i[1]))
+            text += f"; {self.n_skipped_files} file(s) skipped: {reasons}"
+        return text
 
 
 @dataclass
@@ -234,7 +244,7 @@ class _Run:
         for root in roots:
             if prune and not root.exists():
                 continue
-            for item in discover(root, self.limits, progress=count):
+            for item in discover(root, self.limits, progress=count, skipped=self._skip):
                 if self.cancel.is_set():
                     return units
                 if isinstance(item, Failure):
@@ -401,6 +411,7 @@ class _Run:
         """One catalog transaction for the units ``items``: their ``cases`` with ``vectors [N, D]``, their read
         failures, and the deletion of the cases they held before and no longer yield (also used by
         ``engine.cluster`` to merge a shard). Returns (ids written int64, stale ids deleted)."""
+        apply_predictions(self.encoder.modality_head, cases, vectors)  # files that do not say their modality
         for failure in failures:
             self._fail(failure)
         stale = set().union(*(item.old_case_ids for item in items)) if items else set()
@@ -433,6 +444,10 @@ class _Run:
             self._failures, self._touched = [], []
 
     # ---- helpers -------------------------------------------------------------------------------------------
+
+    def _skip(self, path: Path, reason: str) -> None:
+        self.report.skipped[reason] = self.report.skipped.get(reason, 0) + 1
+        log.debug("%s: skipped, %s", path, reason)
 
     def _fail(self, failure: Failure) -> None:
         self.report.failures.append(failure)

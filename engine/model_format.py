@@ -16,5 +16,6 @@ META_EMBED_DIM = "m3ret.embed_dim"  # "192"
 META_PREPROCESS = "m3ret.preprocess"  # PreprocessParams.to_json()
 META_ARCH = "m3ret.arch"  # "vit_tiny", ...
 META_CARD = "m3ret.card"  # optional JSON: recipe, data, steps, evaluation summary
+META_MODALITY_HEAD = "m3ret.modality_head"  # optional JSON: engine.modality.ModalityHead (m3ret-train fit-modality)
 
 DEFAULT_MODEL_FILENAME = "m3ret-default.onnx"  # in resources/models/

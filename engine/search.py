@@ -3,6 +3,12 @@
 Filters (modalities, kinds, study dates, same-/cross-modality, excluded ids) are resolved by the catalog into the
 set of allowed case ids; the vector index then over-fetches until it has ``k`` allowed results or none are left,
 so a filter never shortens the list below what exists. A query read from a path is embedded but never added.
+
+A query whose content is already in the library (same fingerprint: the same file, or a copy of it) is that case:
+it is left out of the results like ``search_by_case`` leaves its case out, and reported as ``this_case``. A query
+whose file does not say its modality gets the model's predicted one (``engine.modality``) for the same-modality
+and cross-modal filters. Each result carries its raw cosine (``score``) and a readable ``match`` (0-100, the
+cosine placed in the library's own nearest-neighbour distribution, ``engine.score_calibration``).
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from engine.config import DEFAULT_LIMITS, ReadLimits
 from engine.io.case import Case, Failure, ReadError
 from engine.io.scan import read_path
 from engine.library import Library, LibraryError
+from engine.modality import ModalityPrediction, resolve
+from engine.score_calibration import ScoreCalibration, calibration_for
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +51,10 @@ class SearchFilters:
 
 @dataclass
 class SearchResult:
-    """One hit: the case, its cosine similarity to the query and its rank (1 = best)."""
+    """One hit: the case, its cosine similarity to the query, its match score (0-100) and its rank (1 = best)."""
 
     case_id: int
-    score: float
+    score: float  # raw cosine similarity
     rank: int
     kind: str
     modality: str
@@ -56,19 +64,36 @@ class SearchResult:
     record: CaseRecord
     query_kind: str = ""
     query_modality: str = ""
+    match: float | None = None  # 0-100 against the library's score distribution; None for tiny libraries
 
     @property
     def path(self) -> str:
         return self.record.path
 
+    @property
+    def score_text(self) -> str:
+        """How the score is shown: "match 87" (or the raw cosine where the library is too small to calibrate)."""
+        return f"match {self.match:.0f}" if self.match is not None else f"cosine {self.score:.3f}"
+
     def to_json(self) -> dict[str, object]:
         """JSON-ready summary (no thumbnail, no patient identifiers)."""
         return {
             "rank": self.rank, "case_id": self.case_id, "score": round(float(self.score), 6),
+            "match": None if self.match is None else round(self.match, 1),
             "kind": self.kind, "modality": self.modality, "description": self.description,
             "path": self.path, "source_paths": self.source_paths, "study_date": self.record.study_date,
             "query_kind": self.query_kind, "query_modality": self.query_modality,
         }
+
+
+class SearchResults(list[SearchResult]):
+    """The results, best first, plus what was learnt about the query."""
+
+    def __init__(self, results: Sequence[SearchResult] = (), this_case: Sequence[CaseRecord] = (),
+                 query_prediction: ModalityPrediction | None = None) -> None:
+        super().__init__(results)
+        self.this_case: list[CaseRecord] = list(this_case)  # the library's copies of the query (not results)
+        self.query_prediction = query_prediction  # the query's predicted modality, when its file did not say
 
 
 class SearchError(Exception):
@@ -77,7 +102,7 @@ class SearchError(Exception):
 
 def search_by_case(
     library: Library, case_id: int, k: int = 10, filters: SearchFilters | None = None
-) -> list[SearchResult]:
+) -> SearchResults:
     """Cases most similar to a catalogued case (the case itself is left out), using its stored embedding."""
     try:
         record = library.catalog.get_case(case_id)
@@ -91,23 +116,42 @@ def search_by_case(
             f"case {case_id} has no embedding by model {library.model_id!r}: run `m3ret index --reembed`"
         )
     filters = filters or SearchFilters()
-    exclude = tuple(filters.exclude_case_ids) + (case_id,)
-    return _search_vector(library, vector, k, filters, record.kind, record.modality, exclude)
+    this_case = [record] + [r for r in _with_fingerprint(library, record.fingerprint) if r.id != case_id]
+    exclude = tuple(filters.exclude_case_ids) + tuple(r.id for r in this_case)
+    results = _search_vector(library, vector, k, filters, record.kind, record.modality, exclude)
+    return SearchResults(results, this_case)
 
 
 def search_by_clip_case(
     library: Library, case: Case, k: int = 10, filters: SearchFilters | None = None
-) -> list[SearchResult]:
-    """Cases most similar to an in-memory case (embedded now, not added to the library)."""
+) -> SearchResults:
+    """Cases most similar to an in-memory case (embedded now, not added to the library).
+
+    Library cases with the query's content fingerprint are the query itself: left out and named in
+    ``this_case``. A query of unknown modality takes the predicted one (``case.modality`` is updated)."""
     vector = library.encoder.embed_cases([case])[0]  # D
+    prediction = resolve(library.encoder.modality_head, case.modality, vector)
+    if prediction is not None:
+        case.modality = prediction.modality
+    this_case = _with_fingerprint(library, case.fingerprint)
     filters = filters or SearchFilters()
-    return _search_vector(library, vector, k, filters, case.kind, case.modality, tuple(filters.exclude_case_ids))
+    exclude = tuple(filters.exclude_case_ids) + tuple(r.id for r in this_case)
+    results = _search_vector(library, vector, k, filters, case.kind, case.modality, exclude)
+    return SearchResults(results, this_case, prediction)
+
+
+def _with_fingerprint(library: Library, fingerprint: str) -> list[CaseRecord]:
+    """The library's cases read from this content (the same file or a copy of it)."""
+    if not fingerprint:
+        return []
+    ids = library.catalog.case_ids_with_fingerprint(fingerprint)
+    return list(library.catalog.get_cases(ids, with_thumbnails=False).values()) if ids else []
 
 
 def search_by_path(
     library: Library, path: Path, k: int = 10, filters: SearchFilters | None = None,
     limits: ReadLimits = DEFAULT_LIMITS, modality: str | None = None,
-) -> tuple[Case, list[SearchResult]]:
+) -> tuple[Case, SearchResults]:
     """Read a file or folder (its first case), embed it, search. ``modality`` overrides an unknown ("OT") one."""
     case = read_query_case(path, limits)
     if modality and case.modality in ("", "OT"):
@@ -150,6 +194,7 @@ def _search_vector(
         accept = (lambda keys: ~np.isin(keys, excluded)) if len(excluded) else None
     keys, sims = library.index.search(vector, k, allowed=allowed, accept=accept)
     records = library.catalog.get_cases(keys.tolist())
+    calibration: ScoreCalibration | None = calibration_for(library) if len(keys) else None
     results: list[SearchResult] = []
     for key, sim in zip(keys.tolist(), sims.tolist()):
         record = records.get(key)
@@ -159,6 +204,7 @@ def _search_vector(
             case_id=key, score=float(sim), rank=len(results) + 1, kind=record.kind, modality=record.modality,
             description=record.description, source_paths=record.source_paths, thumbnail=record.thumbnail,
             record=record, query_kind=query_kind, query_modality=query_modality,
+            match=calibration.match(float(sim)) if calibration is not None else None,
         ))
     return results
 
@@ -181,6 +227,6 @@ def _allowed_ids(library: Library, filters: SearchFilters, query_modality: str) 
 
 
 __all__ = [
-    "LibraryError", "SearchError", "SearchFilters", "SearchResult", "read_query_case", "search_by_case",
+    "LibraryError", "SearchError", "SearchFilters", "SearchResult", "SearchResults", "read_query_case", "search_by_case",
     "search_by_clip_case", "search_by_path",
 ]

@@ -198,8 +198,10 @@ def export_checkpoint(
     int8: bool = True,
     use_teacher: bool | None = None,
     whitening: bool = True,
+    modality_manifest: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Export a pretraining checkpoint's encoder, verify parity, optionally quantise. Returns a report dict.
+    """Export a pretraining checkpoint's encoder, verify parity, fit the modality head on ``modality_manifest``
+    (``trainer.modality_head``; skipped when None), optionally quantise. Returns a report dict.
 
     ``whitening=False`` skips the frame encoder's whitening even where its config enables it."""
     from trainer.train import PretrainModel, load_checkpoint
@@ -211,7 +213,7 @@ def export_checkpoint(
 
         if not whitening:
             ckpt = {**ckpt, "config": {**cfg, "whitening": {**cfg["whitening"], "enabled": False}}}
-        return export_frame_checkpoint(ckpt, out_path, card=card, int8=int8)
+        return _with_modality_head(export_frame_checkpoint(ckpt, out_path, card=card, int8=int8), modality_manifest)
     model = PretrainModel(cfg)
     model.load_state_dict(ckpt["model"])
     teacher = cfg["export"]["use_teacher"] if use_teacher is None else use_teacher
@@ -222,6 +224,15 @@ def export_checkpoint(
     report = export_verified(encoder, out_path, arch=arch, model_id=model_id, params=params, card=card, int8=int8)
     report.update(step=ckpt["step"], encoder="teacher" if teacher and model.simdino else "student")
     log.info("export report: %s", report)
+    return _with_modality_head(report, modality_manifest)
+
+
+def _with_modality_head(report: dict[str, Any], manifest: str | Path | None) -> dict[str, Any]:
+    """Fit the modality head into the exported model (and its int8 copy) when a manifest is given."""
+    if manifest is not None:
+        from trainer.modality_head import fit_modality_head
+
+        report["modality_accuracy"] = fit_modality_head(report["onnx"], manifest).test_accuracy
     return report
 
 

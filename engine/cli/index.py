@@ -88,8 +88,8 @@ def report_doc(report: IndexReport, total: int) -> dict:
     """The ``--json`` document of a run."""
     return {
         "added": report.n_added, "updated": report.n_updated, "unchanged": report.n_unchanged,
-        "pruned": report.n_pruned, "failed": report.n_failed, "cancelled": report.cancelled,
-        "seconds": round(report.seconds, 3), "cases_in_library": total,
+        "pruned": report.n_pruned, "failed": report.n_failed, "skipped": report.skipped,
+        "cancelled": report.cancelled, "seconds": round(report.seconds, 3), "cases_in_library": total,
         "failures": [{"path": str(f.path), "reason": f.reason} for f in report.failures],
     }
 

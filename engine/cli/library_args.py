@@ -49,6 +49,8 @@ def guarded(command: str, body: Callable[[argparse.Namespace], int]) -> Callable
         except UsageError as exc:
             print(f"m3ret {command}: error: {exc}", file=sys.stderr)
             return USAGE_ERROR
+        except BrokenPipeError:  # the reader of our output went away (`m3ret list | head`): main handles it
+            raise
         except (LibraryError, ModelError, CatalogError, KeyError, OSError) as exc:
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
             print(f"m3ret {command}: error: {message}", file=sys.stderr)

@@ -31,7 +31,9 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
 def case_summary(record: CaseRecord) -> dict[str, object]:
     """JSON-ready fields of a case, without patient identifiers."""
     return {
-        "id": record.id, "kind": record.kind, "modality": record.modality, "shape": record.shape_tuple,
+        "id": record.id, "kind": record.kind, "modality": record.modality,
+        "predicted_modality": record.predicted_modality, "modality_confidence": record.modality_confidence,
+        "shape": record.shape_tuple,
         "study_date": record.study_date, "description": record.description, "n_files": record.n_files,
         "path": record.path,
     }
@@ -47,9 +49,9 @@ def run(args: argparse.Namespace) -> int:
         json.dump([case_summary(r) for r in records], sys.stdout, indent=1)
         sys.stdout.write("\n")
         return 0
-    print(f"{'id':>6} {'kind':<8} {'mod':<4} {'shape':<16} {'date':<10} path")
+    print(f"{'id':>6} {'kind':<8} {'modality':<18} {'shape':<16} {'date':<10} path")
     for r in records:
         shape = "x".join(str(s) for s in r.shape_tuple)
-        print(f"{r.id:>6} {r.kind:<8} {r.modality:<4} {shape:<16} {r.study_date or '-':<10} {r.path}")
+        print(f"{r.id:>6} {r.kind:<8} {r.modality_text:<18} {shape:<16} {r.study_date or '-':<10} {r.path}")
     print(f"{len(records)} case(s)")
     return 0

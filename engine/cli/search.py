@@ -2,8 +2,10 @@
 
 A PATH is read and embedded on the fly (not added to the library). Filters: ``--modality`` (repeatable),
 ``--kind``, ``--same-modality`` / ``--cross-modal`` (relative to the query's modality), study date range.
-``--json`` prints every result with its score and source path(s). Exit status 0, 1 on errors (unknown case,
-unreadable query, model mismatch), 2 on usage errors.
+``--json`` prints every result with its raw cosine (``score``), match score and source path(s). A query that is
+already in the library (same content) is reported as "this case", not as a result. Scores are shown as a *match*
+0-100 against the library's own nearest-neighbour similarities (``engine.score_calibration``). Exit status 0, 1
+on errors (unknown case, unreadable query, model mismatch), 2 on usage errors.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
+from engine.catalog import CaseRecord
 from engine.cli.library_args import UsageError, add_model_option, guarded, open_library, require_existing
 from engine.cli.main import add_json_option, add_library_option
 from engine.io.case import KINDS
-from engine.search import SearchError, SearchFilters, SearchResult, search_by_case, search_by_path
+from engine.modality import describe as describe_modality
+from engine.search import SearchError, SearchFilters, SearchResult, SearchResults, search_by_case, search_by_path
 
 
 def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -59,31 +64,47 @@ def run(args: argparse.Namespace) -> int:
             if args.case is not None:
                 query = library.catalog.get_case(args.case)
                 query_desc = {"case_id": query.id, "kind": query.kind, "modality": query.modality,
-                              "path": query.path}
+                              "modality_text": query.modality_text, "path": query.path}
                 results = search_by_case(library, args.case, args.k, filters)
             else:
                 case, results = search_by_path(library, args.path, args.k, filters, modality=args.query_modality)
-                query_desc = {"kind": case.kind, "modality": case.modality, "path": str(case.path)}
+                predicted = results.query_prediction
+                query_desc = {"kind": case.kind, "modality": case.modality, "path": str(case.path),
+                              "modality_text": describe_modality(case.modality, predicted and predicted.predicted,
+                                                                 predicted and predicted.confidence)}
         except SearchError as exc:
             print(f"m3ret search: error: {exc}", file=sys.stderr)
             return 1
+        empty_library = library.catalog.count_cases() == 0
     if (args.same_modality or args.cross_modal) and query_desc["modality"] in ("", "OT"):
         print("m3ret search: note: the query's modality is unknown (OT); pass --query-modality CODE",
               file=sys.stderr)
+    query_desc["this_case"] = [r.id for r in results.this_case]
     if args.json:
         json.dump({"query": query_desc, "results": [r.to_json() for r in results]}, sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
-        print(f"query: {query_desc['kind']} {query_desc['modality']} {query_desc['path']}")
-        print(format_results(results))
+        print(f"query: {query_desc['kind']} {query_desc['modality_text']} {query_desc['path']}")
+        this_case = [r for r in results.this_case if r.id != args.case]
+        print(format_results(results, empty_library, filters.restricts_catalog, this_case))
     return 0
 
 
-def format_results(results: list[SearchResult]) -> str:
-    """The results table (rank, score, case id, kind, modality, path)."""
-    lines = [f"{'rank':>4} {'score':>6} {'case':>6} {'kind':<8} {'mod':<4} path"]
+def format_results(results: SearchResults | list[SearchResult], empty_library: bool = False,
+                   filtered: bool = False, this_case: Sequence[CaseRecord] = ()) -> str:
+    """The library's copies of the query (``this_case``), then the results table (rank, match 0-100, raw cosine,
+    case id, kind, modality, path); when there are none, why (an empty library, filters that leave nothing)."""
+    lines = [f"this case: #{r.id} {r.path} (in the library; not listed as a result)" for r in this_case]
+    lines += [f"{'rank':>4} {'match':>5} {'cosine':>6} {'case':>6} {'kind':<8} {'modality':<18} path"]
     for r in results:
-        lines.append(f"{r.rank:>4} {r.score:6.3f} {r.case_id:>6} {r.kind:<8} {r.modality:<4} {r.path}")
+        match = f"{r.match:5.0f}" if r.match is not None else f"{'-':>5}"
+        lines.append(f"{r.rank:>4} {match} {r.score:6.3f} {r.case_id:>6} {r.kind:<8} "
+                     f"{r.record.modality_text:<18} {r.path}")
     if not results:
-        lines.append("(no results)")
+        if empty_library:
+            lines.append("(no results: the library is empty; add cases with `m3ret index PATH`)")
+        elif filtered:
+            lines.append("(no results: no other case passes the filters)")
+        else:
+            lines.append("(no results: the library holds no other case)")
     return "\n".join(lines)

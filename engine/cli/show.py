@@ -31,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
         model_id = library.model_id
     doc = {
         "id": record.id, "uid": record.uid, "kind": record.kind, "modality": record.modality,
-        "shape": list(record.shape_tuple), "body_part": record.body_part, "study_date": record.study_date,
+        "modality_shown": record.modality_text, "predicted_modality": record.predicted_modality,
+        "modality_confidence": record.modality_confidence, "shape": list(record.shape_tuple), "body_part": record.body_part, "study_date": record.study_date,
         "description": record.description, "patient_id": record.patient_id, "patient_name": record.patient_name,
         "study_uid": record.study_uid, "series_uid": record.series_uid, "n_files": record.n_files,
         "fingerprint": record.fingerprint, "reader": record.reader,

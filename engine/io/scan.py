@@ -135,13 +135,16 @@ def _dicomdir_files(path: Path) -> list[Path] | Failure:
 
 
 def discover(
-    path: Path | str, limits: ReadLimits = DEFAULT_LIMITS, progress: ProgressCallback | None = None
+    path: Path | str, limits: ReadLimits = DEFAULT_LIMITS, progress: ProgressCallback | None = None,
+    skipped: Callable[[Path, str], None] | None = None,
 ) -> Iterator[SourceUnit | Failure]:
     """Walk a file or folder recursively and yield the units to read (no pixels decoded).
 
     Non-DICOM files are yielded as they are found; DICOM files (including those a DICOMDIR references) are
     grouped into series at the end. ``progress`` is called with the number of files examined since its last
-    call (tqdm ``update`` style). Unsupported files become ``Failure("unsupported file type")``.
+    call (tqdm ``update`` style). Unsupported files become ``Failure("unsupported file type")``; files that are
+    not medical images by their name (text, tables, scripts, ``IGNORED_SUFFIXES``) are passed to ``skipped``
+    with the reason, so a run can say what it left out.
     """
     root = Path(path)
     if not root.exists():
@@ -160,6 +163,8 @@ def discover(
             yield Failure(file, f"cannot read file ({_one_line(exc)})")
             continue
         if kind == "ignore":
+            if skipped is not None:
+                skipped(file, f"not a medical image ({_suffix(file) or file.name})")
             continue
         if kind is None:
             yield Failure(file, "unsupported file type")

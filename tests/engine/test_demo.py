@@ -30,7 +30,20 @@ def test_demo_on_a_plain_folder(tmp_path: Path, tiny_model: Path, capsys: pytest
     write_phantoms(tmp_path / "data", 2)
     assert main(["--data", str(tmp_path / "data"), "--model", str(tiny_model), "--workers", "0"]) == 0
     out = capsys.readouterr().out
-    assert "4 added" in out and " 1.000 " in out  # the query is in the library and finds itself
+    assert "4 added" in out and "this case: #" in out  # the query is in the library: named, not a result
+    assert "(no results" not in out and " 1 " in out.split("rank", 1)[1]
+
+
+def test_demo_removes_its_temporary_library(tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    import tempfile
+
+    monkeypatch.delenv("M3RET_HOME", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    write_phantoms(tmp_path / "data", 1)
+    assert main(["--data", str(tmp_path / "data"), "--model", str(tiny_model), "--workers", "0"]) == 0
+    assert "temporary library" in capsys.readouterr().out and list((tmp_path / "tmp").iterdir()) == []
 
 
 def test_demo_without_model_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

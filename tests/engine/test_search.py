@@ -67,15 +67,43 @@ def test_in_memory_case_matches_file_query(phantoms: tuple[Path, dict[Path, str]
     assert [r.case_id for r in by_case] == [r.case_id for r in by_path]
 
 
-def test_indexed_file_finds_itself_first(subset: Library, subset_library: tuple[Path, list, Path],
-                                         tiny_model: Path) -> None:
+def test_indexed_file_is_this_case_not_a_result(subset: Library, subset_library: tuple[Path, list, Path],
+                                                 tiny_model: Path) -> None:
+    """A query already in the library is recognised by its content and left out, as ``search_by_case`` does."""
     files_dir = subset_library[2]
     lib = Library.open(subset.path, model_path=tiny_model)
     for record in subset.catalog.list_cases(with_thumbnails=False)[::6]:
         _, results = search_by_path(lib, Path(record.path), k=3)
-        assert results[0].case_id == record.id and results[0].score > 0.99, record.path
-        assert Path(results[0].path).is_relative_to(files_dir)
+        assert [r.id for r in results.this_case] == [record.id], record.path
+        assert record.id not in [r.case_id for r in results] and len(results) == 3
+        assert all(Path(r.path).is_relative_to(files_dir) for r in results)
+        assert [r.case_id for r in results] == [r.case_id for r in search_by_case(lib, record.id, k=3)]
     lib.close()
+
+
+def test_a_copy_of_an_indexed_file_is_this_case(phantoms: tuple[Path, dict[Path, str]], tmp_path: Path,
+                                                tiny_model: Path) -> None:
+    import shutil
+
+    with Library.open(phantoms[0], model_path=tiny_model) as lib:
+        record = lib.catalog.list_cases(text="frame_002")[0]
+        copy = tmp_path / "renamed.png"
+        shutil.copy(record.path, copy)
+        case, results = search_by_path(lib, copy, k=5)
+        assert [r.id for r in results.this_case] == [record.id] and record.id not in [r.case_id for r in results]
+        by_case = search_by_case(lib, record.id, k=5)
+        assert [r.id for r in by_case.this_case] == [record.id]
+        assert [r.case_id for r in by_case] == [r.case_id for r in results]
+
+
+def test_results_carry_a_readable_match_score(phantoms: tuple[Path, dict[Path, str]], tiny_model: Path) -> None:
+    with Library.open(phantoms[0], model_path=tiny_model) as lib:
+        _, results = search_by_path(lib, next(iter(phantoms[1])), k=16)
+    matches = [r.match for r in results]
+    assert all(m is not None and 0.0 <= m <= 100.0 for m in matches)
+    assert matches == sorted(matches, reverse=True)  # monotone in the raw cosine
+    assert results[0].score_text == f"match {results[0].match:.0f}"
+    assert results[0].to_json()["score"] == round(results[0].score, 6)  # the raw cosine stays in --json
 
 
 @pytest.mark.parametrize("modality", ["CT", "XR", "US"])

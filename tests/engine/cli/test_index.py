@@ -135,3 +135,19 @@ def test_progress_bar_follows_the_indexer(files: Path, tmp_path: Path, tiny_mode
     err = capsys.readouterr().err
     assert "discovering" in err and "indexing" in err and "6/6" in err
     assert "saving" not in err and "done:" not in err
+
+
+def test_a_folder_of_text_files_says_what_was_skipped(tmp_path: Path, tiny_model: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    for i in range(3):
+        (notes / f"note{i}.txt").write_text("not an image")
+    (notes / "table.csv").write_text("a,b")
+    lib = str(tmp_path / "lib")
+    assert main(["index", str(notes), "--library", lib, "--model", str(tiny_model)]) == 0
+    out = capsys.readouterr().out
+    assert "4 file(s) skipped: 3 not a medical image (.txt), 1 not a medical image (.csv)" in out
+    assert main(["index", str(notes), "--library", lib, "--model", str(tiny_model), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["skipped"] == {"not a medical image (.txt)": 3,
+                                                              "not a medical image (.csv)": 1}

@@ -73,3 +73,29 @@ def test_unknown_query_modality_is_pointed_out(library: tuple[str, Path], capsys
     assert len(json.loads(captured.out)["results"]) == 10  # the library's PNGs are OT too
     assert main(["search", query, "--same-modality", "--query-modality", "XR", "--library", lib, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["results"] == []
+
+
+def test_a_query_in_the_library_is_this_case_not_a_result(library: tuple[str, Path],
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    lib, _ = library
+    capsys.readouterr()
+    indexed = Path(lib).parent / "files" / "disc" / "disc_001.png"
+    assert main(["search", str(indexed), "-k", "3", "--library", lib, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    (this_case,) = doc["query"]["this_case"]
+    assert this_case not in [r["case_id"] for r in doc["results"]] and len(doc["results"]) == 3
+    assert all(0.0 <= r["match"] <= 100.0 for r in doc["results"])  # readable score next to the raw cosine
+    assert main(["search", str(indexed), "-k", "3", "--library", lib]) == 0
+    out = capsys.readouterr().out
+    assert f"this case: #{this_case} {indexed}" in out and "match" in out.splitlines()[2]
+
+
+def test_an_empty_library_says_so(tmp_path: Path, tiny_model: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "empty").mkdir()
+    write_phantoms(tmp_path / "query", 1)
+    lib = str(tmp_path / "lib")
+    assert main(["index", str(tmp_path / "empty"), "--library", lib, "--model", str(tiny_model)]) == 0
+    capsys.readouterr()
+    query = next((tmp_path / "query").rglob("*.png"))
+    assert main(["search", str(query), "--library", lib, "--model", str(tiny_model)]) == 0
+    assert "the library is empty; add cases with `m3ret index PATH`" in capsys.readouterr().out
