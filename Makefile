@@ -15,6 +15,7 @@ $(BIN)/python:
 setup: $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e ".[app,train,dev,package,pacs,cluster]"
+	@$(BIN)/python -m app.platform_check  # names the apt packages the desktop app still needs, if any
 
 demo: setup
 	$(BIN)/python -m engine.demo --data "$(DATA)"

@@ -1,4 +1,5 @@
-"""About box: the app version and the model card of the model in use (ONNX metadata ``m3ret.card``)."""
+"""About box: the app version and the model card of the model in use (ONNX metadata ``m3ret.card``), shown as
+readable tables (nested entries as nested tables, lists as bullets), never as raw JSON."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayout, QWidget
 
-from engine.model_format import META_ARCH, META_CARD, META_EMBED_DIM, META_MODEL_ID, META_PREPROCESS
+from engine.model_format import (
+    META_ARCH,
+    META_CARD,
+    META_EMBED_DIM,
+    META_MODALITY_HEAD,
+    META_MODEL_ID,
+    META_PREPROCESS,
+)
 from app.workers import create_worker
 
 log = logging.getLogger(__name__)
@@ -54,12 +62,20 @@ def card_html(meta: dict[str, str], model_path: Path | None) -> str:
         ("Model id", meta.get(META_MODEL_ID, "?")),
         ("Architecture", meta.get(META_ARCH, "?")),
         ("Embedding size", meta.get(META_EMBED_DIM, "?")),
-        ("Preprocessing", meta.get(META_PREPROCESS, "?")),
+        ("Preprocessing", _parsed(meta.get(META_PREPROCESS, "?"))),
         ("Model file", str(model_path) if model_path else "?"),
     ]
+    head = _parsed(meta.get(META_MODALITY_HEAD, ""))
+    if isinstance(head, dict):
+        info = head.get("info") or {}
+        rows.append(("Modality recognition", {
+            "modalities": ", ".join(head.get("classes", [])),
+            "shown as predicted at confidence": head.get("min_confidence"),
+            "test accuracy": info.get("test_accuracy", "not measured"),
+        }))
     card = model_card(meta)
     parts = [_header(), "<h3>Model in use</h3>", _table(rows), "<h3>Model card</h3>"]
-    parts.append(_table([(k, _value(v)) for k, v in card.items()]) if card else "<p>This model carries no card.</p>")
+    parts.append(_table(list(card.items())) if card else "<p>This model carries no card.</p>")
     return "\n".join(parts)
 
 
@@ -102,10 +118,40 @@ def _header() -> str:
             "machine.</p>")
 
 
-def _table(rows: list[tuple[str, str]]) -> str:
-    body = "".join(f"<tr><td><b>{html.escape(str(k))}</b></td><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
+def _table(rows: list[tuple[str, object]]) -> str:
+    body = "".join(f"<tr><td valign='top'><b>{html.escape(_label(k))}</b></td><td>{_value_html(v)}</td></tr>"
+                   for k, v in rows)
     return f"<table cellspacing='4'>{body}</table>"
 
 
-def _value(value: object) -> str:
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+def _label(key: object) -> str:
+    """``wall_time_s`` -> "Wall time s"; keys that are already readable stay as they are."""
+    text = str(key).replace("_", " ")
+    return text[:1].upper() + text[1:]
+
+
+def _parsed(text: str) -> object:
+    """JSON text as its value (a dict shows as a table), other text unchanged."""
+    try:
+        return json.loads(text) if text[:1] in "{[" else text
+    except ValueError:
+        return text
+
+
+def _value_html(value: object) -> str:
+    """A card value as HTML: nested tables for mappings, bullets for lists of text, numbers rounded."""
+    if isinstance(value, dict):
+        return _table(list(value.items())) if value else "-"
+    if isinstance(value, list):
+        if all(isinstance(v, (int, float)) for v in value):
+            return html.escape(", ".join(_number(v) for v in value)) or "-"
+        return "<ul style='margin:0'>" + "".join(f"<li>{_value_html(v)}</li>" for v in value) + "</ul>"
+    if isinstance(value, bool) or value is None:
+        return {True: "yes", False: "no", None: "-"}[value]
+    if isinstance(value, (int, float)):
+        return _number(value)
+    return html.escape(str(value))
+
+
+def _number(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:.4g}"

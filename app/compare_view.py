@@ -1,11 +1,18 @@
-"""Query and result side by side, each in its own viewer; window/level linked for same-modality pairs."""
+"""Query and result side by side, each in its own viewer; window/level linked for same-modality pairs.
+
+Each pane's title has a fixed height of two lines, each elided in the middle to the pane's width, so a long file
+name neither widens one side (squeezing the other) nor pushes one image lower than the other. The "Link
+window/level" box never takes the keyboard focus: after a pair is shown the result viewer has it, so Space plays
+a video and the number keys pick presets.
+"""
 
 from __future__ import annotations
 
 import logging
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtGui import QResizeEvent
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QSplitter, QVBoxLayout, QWidget
 
 from engine.io.case import Case
 from app.explain_overlay import ExplainPanel
@@ -15,15 +22,46 @@ from app.window_level import Window
 
 log = logging.getLogger(__name__)
 
+TITLE_LINES = 2
+TITLE_SEPARATOR = " — "  # "Result #1, match 87: XR image — file name": the name goes on the second line
+
+
+class TitleLabel(QLabel):
+    """At most ``TITLE_LINES`` lines (split at ``TITLE_SEPARATOR``), each elided in the middle to the label's width;
+    a fixed height, and a width that follows the pane instead of the text. The full text is the tooltip."""
+
+    def __init__(self, text: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.full_text = ""
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.setFixedHeight(TITLE_LINES * self.fontMetrics().lineSpacing() + 4)
+        self.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.set_title(text)
+
+    def set_title(self, text: str) -> None:
+        self.full_text = text
+        self.setToolTip(text)
+        self._elide()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        head, separator, tail = self.full_text.partition(TITLE_SEPARATOR)
+        lines = [head, tail] if separator else [head]
+        width = max(40, self.width() - 4)
+        metrics = self.fontMetrics()
+        self.setText("\n".join(metrics.elidedText(line, Qt.TextElideMode.ElideMiddle, width)
+                               for line in lines[:TITLE_LINES]))
+
 
 class ComparePane(QWidget):
-    """A title line over a viewer."""
+    """A title (two lines at most) over a viewer."""
 
     def __init__(self, title: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.title = QLabel(title, self)
-        self.title.setWordWrap(True)
-        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.title = TitleLabel(title, self)
         self.viewer: CaseViewer | None = None
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(2, 2, 2, 2)
@@ -34,7 +72,7 @@ class ComparePane(QWidget):
 
     def show_case(self, case: Case, title: str) -> CaseViewer:
         """Replace the viewer by one made for ``case``."""
-        self.title.setText(title)
+        self.title.set_title(title)
         self._placeholder.hide()
         if self.viewer is not None and type(self.viewer) is viewer_class(case):
             self.viewer.set_case(case)  # reuse the viewer and its OpenGL windows
@@ -58,12 +96,16 @@ class CompareView(QWidget):
         self.result_pane = ComparePane("Result", self)
         self.link_box = QCheckBox("Link window/level", self)
         self.link_box.setToolTip("Same-modality pairs share one window/level")
+        self.link_box.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Space belongs to the viewers (video playback)
         self.info = QLabel("Click a search result to compare it with the query.", self)
         self.explain_panel = ExplainPanel(self)  # why this match: matched slices, heatmaps, similarity plot
         splitter = QSplitter(Qt.Orientation.Horizontal, self)
         splitter.addWidget(self.query_pane)
         splitter.addWidget(self.result_pane)
         splitter.setChildrenCollapsible(False)
+        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 1)
+        self.splitter = splitter
         top = QHBoxLayout()
         top.addWidget(self.info, 1)
         top.addWidget(self.link_box)
@@ -100,6 +142,9 @@ class CompareView(QWidget):
         if linkable:
             self._sync(right, left.window())
         self.explain_panel.set_pair(library, left, right)
+        self.splitter.setSizes([1, 1])  # equal halves, whatever the titles
+        focus = getattr(right, "view", right)  # the result's canvas takes the keys (Space = play a video)
+        focus.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def _other(self, viewer: CaseViewer) -> CaseViewer | None:
         return self.result_viewer if viewer is self.query_viewer else self.query_viewer

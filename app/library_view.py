@@ -25,10 +25,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-COLUMNS: tuple[str, ...] = ("", "Modality", "Kind", "Patient", "Study date", "Labels", "Description")
-THUMB_COLUMN, MODALITY_COLUMN, KIND_COLUMN, PATIENT_COLUMN, DATE_COLUMN, LABELS_COLUMN, DESCRIPTION_COLUMN = range(7)
+# The description (or file name) comes first after the thumbnail, DESCRIPTION_WIDTH wide and elided in the middle,
+# so a narrow library dock still shows what each case is; the short columns size to their contents after it.
+COLUMNS: tuple[str, ...] = ("", "Description", "Modality", "Kind", "Patient", "Study date", "Labels")
+THUMB_COLUMN, DESCRIPTION_COLUMN, MODALITY_COLUMN, KIND_COLUMN, PATIENT_COLUMN, DATE_COLUMN, LABELS_COLUMN = range(7)
 LABEL_KEY = "label"  # engine.labels.LABEL_KEY (not imported: engine.labels loads the catalog's SQLAlchemy)
 THUMB_SIZE = 56
+DESCRIPTION_WIDTH = 200
 KIND_LABELS = {"image2d": "2D image", "volume": "3D volume", "video": "video"}
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 RECORD_ROLE = Qt.ItemDataRole.UserRole + 2
@@ -115,7 +118,7 @@ def _cell(record: Any, column: int, for_sort: bool) -> Any:
     if column == THUMB_COLUMN:
         return record.id if for_sort else None
     if column == MODALITY_COLUMN:
-        return record.modality or ""
+        return (record.modality or "") if for_sort else record.modality_text
     if column == KIND_COLUMN:
         return record.kind if for_sort else KIND_LABELS.get(record.kind, record.kind)
     if column == PATIENT_COLUMN:
@@ -123,7 +126,7 @@ def _cell(record: Any, column: int, for_sort: bool) -> Any:
     if column == DATE_COLUMN:
         return record.study_date or ""
     if column == DESCRIPTION_COLUMN:
-        return record.description or ""
+        return record.description or record.path.rsplit("/", 1)[-1]
     return None
 
 
@@ -207,9 +210,14 @@ class LibraryView(QWidget):
         self.table.verticalHeader().hide()
         self.table.setAlternatingRowColors(True)
         header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(THUMB_COLUMN, QHeaderView.ResizeMode.Fixed)
         header.resizeSection(THUMB_COLUMN, THUMB_SIZE + 8)
+        header.setSectionResizeMode(DESCRIPTION_COLUMN, QHeaderView.ResizeMode.Interactive)
+        header.resizeSection(DESCRIPTION_COLUMN, DESCRIPTION_WIDTH)
+        header.setResizeContentsPrecision(200)  # size the short columns from at most 200 rows (big libraries)
         header.setStretchLastSection(True)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
 
         filters = QHBoxLayout()
         filters.addWidget(self.search, 1)
@@ -234,8 +242,6 @@ class LibraryView(QWidget):
         """Show these catalog records (keeps the current filters)."""
         self.model.set_records(records)
         self._fill_pickers(records)
-        self.table.resizeColumnsToContents()
-        self.table.horizontalHeader().resizeSection(THUMB_COLUMN, THUMB_SIZE + 8)
         self._update_count()
 
     def set_labels(self, labels: dict[int, dict[str, str]]) -> None:

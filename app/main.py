@@ -96,6 +96,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     args = parse_args(argv)
     log_path = setup_logging(logging.DEBUG if args.debug else logging.INFO)
+    from app.platform_check import route_qt_messages_to_log, startup_problem
+
+    problem = startup_problem()
+    if problem is not None:  # Qt would abort with a message naming the wrong library
+        log.error("m3ret-app: error: %s", problem)
+        return 1
+    route_qt_messages_to_log()
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication(sys.argv[:1])

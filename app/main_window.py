@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 
 from engine.config import DEFAULT_LIMITS
 from engine.io.case import Case
+from engine.modality import describe as describe_modality
 from app.about import AboutDialog
 from app.compare_view import CompareView
 from app.library_tools import LibraryTools
@@ -300,7 +301,7 @@ class MainWindow(QMainWindow):
         self._request += 1
         request = self._request
         self.set_status(f"Reading case {record.id}…")
-        title = f"Case {record.id}: {record.modality} {record.kind} — {record.description or record.path}"
+        title = f"Case {record.id}: {record.modality_text} {record.kind} — {record.description or record.path}"
 
         def shown(case: Case) -> None:
             if request == self._request:
@@ -388,7 +389,12 @@ class MainWindow(QMainWindow):
                 return
             query.results = results
             query.searched = True
-            self.results_view.set_results(results)
+            predicted = getattr(results, "query_prediction", None)  # the query file did not say its modality
+            if predicted is not None:
+                shown = describe_modality(predicted.modality, predicted.predicted, predicted.confidence)
+                self.results_view.set_query(f"{query.title} ({shown})", query.thumbnail)
+            self.results_view.set_results(results, empty_library=self.library.catalog.count_cases() == 0,
+                                          query_case_id=query.case_id)
             self.set_status(f"{len(results)} similar cases")
             self.resultsShown.emit(results)
 
@@ -411,7 +417,7 @@ class MainWindow(QMainWindow):
         self.set_status(f"Reading result {result.rank} (case {result.case_id})…")
 
         def shown(case: Case) -> None:
-            title = (f"Result #{result.rank}, score {result.score:.3f}: {result.modality} {result.kind} — "
+            title = (f"Result #{result.rank}, {result.score_text}: {result.record.modality_text} {result.kind} — "
                      f"{result.description or result.path}")
             self.compare_view.set_pair(query.case, case, query.title, title, library=self.library)
             self.tabs.setCurrentIndex(COMPARE_TAB)

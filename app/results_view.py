@@ -1,5 +1,6 @@
-"""Search results: the query, a grid of result thumbnails (rank, score, modality, description) and the filters
-(all modalities / same modality / cross-modal, a modality list, k). Changing a filter asks for a new search.
+"""Search results: the query, a grid of result thumbnails (rank, match score, modality, description) and the
+filters (all modalities / same modality / cross-modal, a modality list, k). Changing a filter asks for a new
+search. A query that is already in the library is named as "this case" above the grid, not shown as a result.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ RESULT_THUMB = 128
 RESULT_ROLE = Qt.ItemDataRole.UserRole + 1
 SCOPES = ("all", "same", "cross")
 SCOPE_LABELS = {"all": "All modalities", "same": "Same modality", "cross": "Cross-modal"}
+MATCH_HELP = ("Match 0-100: how close this result is compared with how close the library's cases are to their own "
+              "nearest neighbour (50 = typical, 100 = as close as the closest pair).")
 
 
 class ResultsView(QWidget):
@@ -52,6 +55,9 @@ class ResultsView(QWidget):
         self.labels_label.setWordWrap(True)
         self.labels_label.setToolTip("Labels the library's users gave these cases: decision support, not a diagnosis")
         self.labels_label.hide()
+        self.this_case_label = QLabel("", self)  # "This case is in the library: #12 ..." (not a result)
+        self.this_case_label.setWordWrap(True)
+        self.this_case_label.hide()
 
         self.scope_group = QButtonGroup(self)
         self.scope_buttons: dict[str, QRadioButton] = {}
@@ -93,6 +99,7 @@ class ResultsView(QWidget):
         layout.addLayout(scope_row)
         layout.addLayout(self.modality_row)
         layout.addWidget(self.labels_label)
+        layout.addWidget(self.this_case_label)
         layout.addWidget(self.grid, 1)
         layout.addWidget(self.status_label)
 
@@ -153,8 +160,10 @@ class ResultsView(QWidget):
     def set_busy(self, message: str) -> None:
         self.status_label.setText(message)
 
-    def set_results(self, results: Sequence[Any]) -> None:
-        """Show search results (``engine.search.SearchResult``), best first."""
+    def set_results(self, results: Sequence[Any], empty_library: bool = False, query_case_id: int | None = None
+                    ) -> None:
+        """Show search results (``engine.search.SearchResults``), best first, and the library's copies of the query
+        (other than ``query_case_id``, the catalogued case searched with)."""
         self.grid.clear()
         self.labels_label.hide()
         for result in results:
@@ -162,11 +171,22 @@ class ResultsView(QWidget):
             pixmap = pixmap_from_png(result.thumbnail, RESULT_THUMB)
             if pixmap is not None:
                 item.setIcon(QIcon(pixmap))
-            item.setToolTip(f"{result.path}\nscore {result.score:.4f}")
+            match = f"match {result.match:.1f} of 100, " if result.match is not None else ""
+            item.setToolTip(f"{result.path}\n{match}cosine {result.score:.4f}\n{MATCH_HELP}")
             item.setData(RESULT_ROLE, result)
             item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
             self.grid.addItem(item)
-        self.status_label.setText(f"{len(results)} results" if results else "No results with these filters.")
+        this_case = [r for r in getattr(results, "this_case", []) if r.id != query_case_id]
+        self.this_case_label.setText(
+            "This case is in the library: " + ", ".join(f"#{r.id} {r.path}" for r in this_case)
+            + " (not listed as a result)" if this_case else "")
+        self.this_case_label.setVisible(bool(this_case))
+        if results:
+            self.status_label.setText(f"{len(results)} results")
+        elif empty_library:
+            self.status_label.setText("The library is empty: add a folder (File > Add folder…) first.")
+        else:
+            self.status_label.setText("No results with these filters.")
 
     def set_labels(self, labels: dict[int, dict[str, str]]) -> str:
         """Show each result's label under it and the top-k summary above the grid; returns the summary."""
@@ -190,4 +210,4 @@ def _item_text(result: Any) -> str:
     description = (result.description or "").strip() or result.path.rsplit("/", 1)[-1]
     if len(description) > 40:
         description = description[:38] + "…"
-    return f"#{result.rank} · {result.score:.3f} · {result.modality}\n{description}"
+    return f"#{result.rank} · {result.score_text} · {result.record.modality_text}\n{description}"

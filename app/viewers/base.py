@@ -40,7 +40,7 @@ class CaseViewer(QWidget):
 
     def apply_preset(self, name: str) -> None:
         """Apply a named preset ('lung', 'mediastinum', 'bone', 'brain') or 'auto'."""
-        if self.case is None:
+        if self.case is None or name not in ("auto", *PRESETS):  # "custom" names the current window: no change
             return
         window = self.auto_window() if name == "auto" else PRESETS[name]
         self.set_window(window, emit=True)
@@ -83,22 +83,28 @@ def dispose_viewer(viewer: QWidget | None) -> None:
     viewer.deleteLater()
 
 
+CUSTOM = "custom"  # the preset box's entry for a window that is no preset (dragged, linked, typed)
+CUSTOM_LABEL = "Custom"
+
+
 def preset_combo(parent: QWidget | None = None) -> QComboBox:
     """A combo box listing the window presets (item data = preset name)."""
     combo = QComboBox(parent)
     for name in ("auto", "lung", "mediastinum", "bone", "brain"):
         combo.addItem(PRESET_LABELS[name], name)
-    combo.setToolTip("Window/level preset (keys 1-4, 0 = auto)")
+    combo.addItem(CUSTOM_LABEL, CUSTOM)
+    combo.setToolTip("Window/level preset (keys 1-4, 0 = auto); Custom after a drag or a linked window")
     return combo
 
 
 def show_preset(combo: QComboBox, window: Window | None, auto: Window | None = None) -> None:
-    """Select the preset entry matching ``window`` ('auto' when it is ``auto``; none for a custom window)."""
+    """Select the preset entry matching ``window`` ('auto' when it is ``auto``; 'Custom' for any other window),
+    so the box is never blank."""
     match = next((name for name, preset in PRESETS.items() if preset == window), None)
     if match is None and auto is not None and window == auto:
         match = "auto"
     combo.blockSignals(True)
-    combo.setCurrentIndex(combo.findData(match) if match else -1)
+    combo.setCurrentIndex(combo.findData(match or CUSTOM))
     combo.blockSignals(False)
 
 

@@ -92,6 +92,12 @@ class VtkCanvas(QVTKRenderWindowInteractor):
             self._has_context = True
             window.Render()
 
+    def showEvent(self, ev) -> None:  # noqa: ANN001
+        """Render again whenever shown (a tab switched back): an OpenGL surface keeps no picture while hidden, and
+        without this three of the 3D viewer's four views showed the previous tab's pixels until clicked."""
+        super().showEvent(ev)
+        self.request_render()
+
     def resizeEvent(self, ev) -> None:  # noqa: ANN001
         super().resizeEvent(ev)
         window = self.GetRenderWindow()

@@ -94,4 +94,4 @@ class ImageViewer(CaseViewer):
 def _describe(case: Case) -> str:
     h, w = case.pixels.shape[:2]
     colour = "RGB" if case.is_color else str(case.pixels.dtype)
-    return f"{case.modality} image {w}x{h} {colour}"
+    return f"{case.modality} image {h}x{w} (rows x columns) {colour}"

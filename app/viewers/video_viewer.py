@@ -125,6 +125,7 @@ class VideoViewer(CaseViewer):
             return
         index = int(np.clip(index, 0, self.frame_count - 1))
         self.view.set_slice(index, emit=False)
+        self.view.render_now()  # picture and frame label change together (a deferred render lagged a frame)
         if self.slider.value() != index:
             self.slider.blockSignals(True)
             self.slider.setValue(index)
@@ -199,4 +200,4 @@ class VideoViewer(CaseViewer):
 def _describe(case: Case) -> str:
     t, h, w = case.pixels.shape[:3]
     fps = f"{case.fps:.1f} fps" if case.fps else "fps unknown"
-    return f"{case.modality} video {w}x{h}, {t} frames held of {case.frame_count or t}, {fps}"
+    return f"{case.modality} video {t}x{h}x{w} (frames x rows x columns), {t} frames held of {case.frame_count or t}, {fps}"

@@ -205,6 +205,6 @@ class VolumeViewer(CaseViewer):
 
 
 def _describe(case: Case) -> str:
-    z, y, x = case.pixels.shape
+    shape = "x".join(str(n) for n in case.pixels.shape)  # Z Y X, as `m3ret inspect` and `m3ret list` print it
     spacing = "x".join(f"{s:.2g}" for s in case.spacing) if case.spacing else "?"
-    return f"{case.modality} volume {x}x{y}x{z} (spacing Z Y X {spacing} mm), {case.intensity}"
+    return f"{case.modality} volume {shape} (slices x rows x columns), spacing {spacing} mm, {case.intensity}"

@@ -46,3 +46,25 @@ def test_missing_model_and_model_without_card(qtbot, tmp_path: Path, app_model: 
     qtbot.addWidget(dialog)
     assert "No model file found" in dialog.text.toPlainText()
     assert "carries no card" in card_html(read_model_metadata(app_model), app_model)
+
+
+def test_bundled_model_card_reads_as_text_not_json(qtbot, output_dir: Path) -> None:
+    """Every card entry of the default model (nested settings, lists, the preprocessing) shows as tables and
+    bullets: no JSON braces or quoted keys in what a person reads."""
+    from engine.encoder import default_model_path
+    from tests.app.conftest import save_png
+
+    model = default_model_path()
+    if not model.is_file():
+        pytest.skip("bundled default model absent")
+    dialog = AboutDialog(model)
+    qtbot.addWidget(dialog)
+    dialog.resize(700, 700)
+    dialog.show()
+    qtbot.waitUntil(lambda: dialog.metadata is not None, timeout=60_000)
+    shown = dialog.text.toPlainText()
+    assert "Preprocessing" in shown and "Model card" in shown
+    assert "{" not in shown and '":' not in shown, [line for line in shown.splitlines() if "{" in line][:3]
+    from app.viewers.canvas import grab_widget
+
+    save_png(output_dir, "about_dialog.png", grab_widget(dialog))

@@ -8,6 +8,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QPixmap
 
 from engine.catalog import CaseRecord
+from app.viewers.canvas import grab_widget
+from tests.app.conftest import save_png
 from app.library_view import DATE_COLUMN, MODALITY_COLUMN, THUMB_COLUMN, LibraryView
 
 
@@ -36,7 +38,7 @@ def test_rows_show_real_catalog_records_with_thumbnails(qtbot, app_library: Path
     pixmap = view.model.data(index, Qt.ItemDataRole.DecorationRole)
     assert isinstance(pixmap, QPixmap) and not pixmap.isNull() and max(pixmap.width(), pixmap.height()) <= 56
     modalities = {view.model.index(r, MODALITY_COLUMN).data() for r in range(len(records))}
-    assert modalities == {r.modality for r in records}
+    assert modalities == {r.modality_text for r in records}
     assert view.model.data(index, Qt.ItemDataRole.ToolTipRole) == records[0].path
 
 
@@ -74,3 +76,20 @@ def test_sorting_by_date_and_selection_signal(qtbot) -> None:
     assert blocker.args[0].id == 3 and view.selected_record().id == 3
     view.search.setText("p1")
     assert [r.id for r in view.visible_records()] == [1]  # patient id
+
+
+def test_description_column_fits_a_narrow_dock(qtbot, app_library: Path, output_dir: Path) -> None:
+    """The description (or file name) column is on screen and wide enough to read, whatever the other columns."""
+    from app.library_view import DESCRIPTION_COLUMN
+
+    view = LibraryView()
+    qtbot.addWidget(view)
+    view.resize(440, 500)  # the main window's default library dock
+    view.show()
+    view.set_records(_records(app_library))
+    qtbot.wait(50)
+    header = view.table.horizontalHeader()
+    viewport = view.table.viewport().width()
+    assert header.sectionViewportPosition(DESCRIPTION_COLUMN) + header.sectionSize(DESCRIPTION_COLUMN) <= viewport + 1
+    assert header.sectionSize(DESCRIPTION_COLUMN) >= 120
+    save_png(output_dir, "library_view_narrow.png", grab_widget(view))

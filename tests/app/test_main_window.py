@@ -257,3 +257,23 @@ def test_errors_are_one_line_messages_not_crashes(qtbot, window: MainWindow, tmp
         window.open_query_path(bad)
     assert "not_an_image.png" in blocker.args[0] and "\n" not in blocker.args[0]
     assert np.isfinite(len(window.status_label.text()))
+
+
+def test_viewer_tab_repaints_every_3d_view_when_shown_again(qtbot, window: MainWindow, app_library: Path) -> None:
+    """Back from the results tab, each of the 3D viewer's four views draws again (none keeps the grid's pixels)."""
+    from app.viewers.canvas import VtkCanvas
+
+    _open(qtbot, window, app_library)
+    _select_first(qtbot, window, lambda r: r.kind == "volume")
+    qtbot.waitUntil(lambda: window.viewer.render_view.loaded, timeout=TIMEOUT)
+    _settle(qtbot, window)
+    window.tabs.setCurrentIndex(RESULTS_TAB)
+    _settle(qtbot, window)
+    canvases = window.viewer.findChildren(VtkCanvas)
+    assert len(canvases) == 4
+    renders = {id(c): 0 for c in canvases}
+    for canvas in canvases:
+        canvas.GetRenderWindow().AddObserver("EndEvent", lambda *_a, c=canvas: renders.__setitem__(id(c), renders[id(c)] + 1))
+    window.tabs.setCurrentIndex(VIEWER_TAB)
+    _settle(qtbot, window)
+    assert all(n >= 1 for n in renders.values()), renders

@@ -23,10 +23,12 @@ def test_grid_shows_results_with_score_and_modality(qtbot, app_library: Path, ou
     view.resize(900, 600)
     view.show()
     view.set_query(f"Case {query.id}: {query.description}", query.thumbnail)
-    view.set_results(results)
+    view.set_results(results, query_case_id=query.id)
     assert view.grid.count() == len(results) == 8
     first = view.grid.item(0)
-    assert first.text().startswith(f"#1 · {results[0].score:.3f} · {results[0].modality}")
+    assert first.text().startswith(f"#1 · match {results[0].match:.0f} · {results[0].modality}")
+    assert f"cosine {results[0].score:.4f}" in first.toolTip()  # the raw cosine stays available
+    assert view.this_case_label.isHidden()  # search by case: the query is not a library copy to point out
     assert not first.icon().isNull()
     assert view.results() == results
     assert view.status_label.text() == "8 results"
@@ -54,6 +56,8 @@ def test_controls_map_to_search_filters(qtbot) -> None:
     assert view.k == 25
     view.set_results([])
     assert "No results" in view.status_label.text()
+    view.set_results([], empty_library=True)
+    assert "The library is empty" in view.status_label.text()
 
 
 def _grab(widget):  # noqa: ANN001, ANN202

@@ -36,6 +36,8 @@ def test_ct_planes_render_and_follow_slices_and_window(qtbot, shared_data: Path,
     save_png(output_dir, "volume_viewer.png", tiled)
     axial = viewer.views[AXIAL]
     assert viewer.window() == Window(40.0, 400.0)  # soft tissue for a CT body in HU
+    shape = "x".join(str(n) for n in case.pixels.shape)  # Z Y X, the order `m3ret inspect` / `m3ret list` print
+    assert f"volume {shape} (slices x rows x columns)" in viewer.readout.text()
 
     first = axial.grab_rgb()
     assert_not_blank(first)
