@@ -18,6 +18,7 @@ import numpy as np
 
 from engine.config import DEFAULT_LIMITS, ReadLimits
 from engine.io.case import Case, ReadError
+from engine.io.decoder_log import decoder_messages_to_log
 from engine.io.fingerprint import file_fingerprint
 from engine.preprocess import sample_indices
 
@@ -91,8 +92,14 @@ def _is_grey(frames: np.ndarray) -> bool:
 
 
 def read_video(path: Path | str, limits: ReadLimits = DEFAULT_LIMITS) -> Case:
-    """Read a video file as a ``video`` Case: ``T H W`` grey or ``T H W 3`` RGB uint8, frames sampled uniformly."""
-    path = Path(path)
+    """Read a video file as a ``video`` Case: ``T H W`` grey or ``T H W 3`` RGB uint8, frames sampled uniformly.
+
+    FFmpeg's own warnings go to the log (``engine.io.decoder_log``), not to the terminal."""
+    with decoder_messages_to_log(path):
+        return _read_video(Path(path), limits)
+
+
+def _read_video(path: Path, limits: ReadLimits) -> Case:
     if path.stat().st_size == 0:
         raise ReadError("empty file")
     with _Capture(path) as cap:
