@@ -49,14 +49,16 @@ DLOPENED = ("libxcb-cursor.so.0",)  # opened by the plugin at run time, so ldd c
 
 
 def qt_plugin_dir() -> Path | None:
-    """Qt's plugin folder (``PySide6/Qt/plugins``, also inside the PyInstaller bundle)."""
+    """The Qt plugin folder holding ``platforms/libqxcb.so``: ``$QT_PLUGIN_PATH`` entries first (what the
+    PyInstaller bundle sets), then Qt's own (``PySide6/Qt/plugins``); None when neither has it."""
+    candidates = [Path(p) for p in os.environ.get("QT_PLUGIN_PATH", "").split(os.pathsep) if p]
     try:
         from PySide6.QtCore import QLibraryInfo
 
-        return Path(QLibraryInfo.path(QLibraryInfo.LibraryPath.PluginsPath))
+        candidates.append(Path(QLibraryInfo.path(QLibraryInfo.LibraryPath.PluginsPath)))
     except Exception as exc:  # noqa: BLE001 (no Qt at all is reported by the import itself)
-        log.debug("no Qt plugin folder (%s)", exc)
-        return None
+        log.debug("no Qt plugin folder from Qt (%s)", exc)
+    return next((c for c in candidates if (c / "platforms" / "libqxcb.so").is_file()), None)
 
 
 def xcb_will_be_used(environ: dict[str, str] | os._Environ = os.environ) -> bool:

@@ -40,6 +40,19 @@ def test_missing_libraries_are_named_with_their_packages(tmp_path: Path, monkeyp
     assert install_hint(["libunknown.so.9"]) == "sudo apt-get install libunknown.so.9"
 
 
+def test_the_bundle_plugin_folder_is_found_through_qt_plugin_path(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The PyInstaller bundle names its plugin folder in QT_PLUGIN_PATH: that is the plugin checked."""
+    plugins = tmp_path / "bundle" / "PySide6" / "Qt" / "plugins"
+    (plugins / "platforms").mkdir(parents=True)
+    (plugins / "platforms" / "libqxcb.so").write_bytes(b"\x7fELF")
+    monkeypatch.setenv("QT_PLUGIN_PATH", str(plugins))
+    assert platform_check.qt_plugin_dir() == plugins
+    monkeypatch.setenv("QT_PLUGIN_PATH", str(tmp_path / "nowhere"))
+    found = platform_check.qt_plugin_dir()
+    assert found is None or (found / "platforms" / "libqxcb.so").is_file()  # PySide6's own
+
+
 def test_nothing_reported_when_the_loader_finds_everything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     bin_dir = fake_ldd(tmp_path / "bin", [])
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
