@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--manifest", type=Path, default=None,
                    help="manifest CSV with a modality column (default: the shared data's manifest.csv)")
     m.add_argument("--per-class", type=int, default=None, help="train rows per modality (default 300)")
+    m.add_argument("--test-per-class", type=int, default=None,
+                   help="test rows per modality for the accuracy (default: the whole test split)")
     m.add_argument("--dry-run", action="store_true", help="fit and report, do not write the model file")
 
     sub.add_parser("evaluate", help="retrieval evaluation (trainer.evaluate)", add_help=False)
@@ -89,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             from trainer.modality_head import PER_CLASS, fit_modality_head
 
             head_report = fit_modality_head(args.model, _manifest_or_default(args.manifest),
-                                            per_class=args.per_class or PER_CLASS, write=not args.dry_run)
+                                            per_class=args.per_class or PER_CLASS,
+                                            test_per_class=args.test_per_class, write=not args.dry_run)
             print(head_report.table())
             print("written: " + (", ".join(head_report.written) or "nothing (--dry-run)"))
     except (ValueError, FileNotFoundError, RuntimeError, ModelError) as exc:

@@ -64,8 +64,9 @@ class HeadReport:
         return "\n".join(lines)
 
 
-def sample_rows(rows: Sequence[ManifestRow], per_class: int, seed: int = 0) -> list[ManifestRow]:
-    """At most ``per_class`` rows per known modality (seeded sample, manifest order kept)."""
+def per_class_indices(rows: Sequence[ManifestRow], per_class: int | None, seed: int = 0) -> list[int]:
+    """Indices of at most ``per_class`` rows per known modality (seeded sample, None = all), in row order; rows of
+    an unknown manifest modality are left out (logged)."""
     by_code: dict[str, list[int]] = defaultdict(list)
     for i, row in enumerate(rows):
         code = modality_code(row.modality)
@@ -75,9 +76,19 @@ def sample_rows(rows: Sequence[ManifestRow], per_class: int, seed: int = 0) -> l
         by_code[code].append(i)
     rng = random.Random(seed)
     keep: list[int] = []
-    for code, indices in sorted(by_code.items()):
-        keep += indices if len(indices) <= per_class else rng.sample(indices, per_class)
-    return [rows[i] for i in sorted(keep)]
+    for _code, indices in sorted(by_code.items()):
+        keep += indices if per_class is None or len(indices) <= per_class else rng.sample(indices, per_class)
+    return sorted(keep)
+
+
+def sample_rows(rows: Sequence[ManifestRow], per_class: int, seed: int = 0) -> list[ManifestRow]:
+    """At most ``per_class`` rows per known modality (seeded sample, manifest order kept)."""
+    return [rows[i] for i in per_class_indices(rows, per_class, seed)]
+
+
+def cap_per_class(clip_set: ClipSet, per_class: int | None, seed: int = 0) -> ClipSet:
+    """At most ``per_class`` clips per known modality (seeded sample; None = all), unknown modalities left out."""
+    return clip_set.subset(per_class_indices(clip_set.rows, per_class, seed))
 
 
 def embed_clip_set(encoder: Encoder, clip_set: ClipSet) -> np.ndarray:
@@ -125,13 +136,15 @@ def fit_modality_head(
     manifest: str | Path,
     *,
     per_class: int = PER_CLASS,
+    test_per_class: int | None = None,
     min_confidence: float = DEFAULT_MIN_CONFIDENCE,
     cache_dir: str | Path | None = None,
     workers: int = 2,
     write: bool = True,
     seed: int = 0,
 ) -> HeadReport:
-    """Fit the head on the manifest's train split, measure it on its test split, store it in the model file(s)."""
+    """Fit the head on the manifest's train split, measure it on its test split (at most ``test_per_class`` rows per
+    modality; None = all), store it in the model file(s)."""
     model = Path(model)
     encoder = Encoder(model)
     train_rows = sample_rows(load_manifest(manifest, "train"), per_class, seed)
@@ -147,32 +160,32 @@ def fit_modality_head(
     weights, bias = fit_softmax(embed_clip_set(encoder, train), np.array([classes.index(c) for c in train_codes]),
                                 len(classes))
     head = ModalityHead(classes, weights, bias, min_confidence)
-    accuracy, counts, confident = _test_accuracy(head, encoder, manifest, cache_dir, workers)
+    accuracy, counts, confident = _test_accuracy(head, encoder, manifest, cache_dir, workers, test_per_class)
     info: dict[str, Any] = {"model_id": encoder.model_id, "train_counts": dict(Counter(train_codes)),
                             "test_accuracy": accuracy, "test_counts": counts, "test_confident_fraction": confident,
-                            "per_class": per_class, "seed": seed}
+                            "per_class": per_class, "test_per_class": test_per_class, "seed": seed}
     head = ModalityHead(classes, weights, bias, min_confidence, info)
     written = store_head(model, head, encoder.model_id) if write else []
     return HeadReport(head, dict(Counter(train_codes)), accuracy, counts, confident, written)
 
 
 def _test_accuracy(head: ModalityHead, encoder: Encoder, manifest: str | Path, cache_dir: str | Path | None,
-                   workers: int) -> tuple[dict[str, float], dict[str, int], dict[str, float]]:
+                   workers: int, per_class: int | None = None
+                   ) -> tuple[dict[str, float], dict[str, int], dict[str, float]]:
     from trainer.clip_cache import load_clip_set
 
     rows_known = [r for r in load_manifest(manifest, "test") if modality_code(r.modality)]
     if not rows_known:
         log.warning("%s: no test rows; accuracy not measured", manifest)
         return {}, {}, {}
-    test = load_clip_set(manifest, "test", encoder.params, cache_dir=cache_dir, workers=workers)
-    truth = [modality_code(r.modality) for r in test.rows]
-    keep = [i for i, code in enumerate(truth) if code]
-    predictions = head.predict(embed_clip_set(encoder, test.subset(keep)))
+    test = cap_per_class(load_clip_set(manifest, "test", encoder.params, cache_dir=cache_dir, workers=workers),
+                         per_class)
+    predictions = head.predict(embed_clip_set(encoder, test))
     right: Counter[str] = Counter()
     sure: Counter[str] = Counter()
     counts: Counter[str] = Counter()
-    for i, (predicted, confidence) in zip(keep, predictions):
-        code = truth[i]
+    for row, (predicted, confidence) in zip(test.rows, predictions):
+        code = modality_code(row.modality)
         counts[code] += 1
         right[code] += predicted == code
         sure[code] += confidence >= head.min_confidence

@@ -54,8 +54,10 @@ def test_fit_stores_the_head_in_the_model_and_its_int8_copy(phantom_manifest: Pa
 def test_cli_fit_modality(phantom_manifest: Path, model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                           capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("M3RET_CACHE", str(tmp_path / "cache"))
-    assert train_main(["fit-modality", "--model", str(model), "--manifest", str(phantom_manifest), "--dry-run"]) == 0
+    assert train_main(["fit-modality", "--model", str(model), "--manifest", str(phantom_manifest), "--dry-run",
+                       "--test-per-class", "2"]) == 0
     out = capsys.readouterr().out
+    assert [line.split()[2] for line in out.splitlines()[1:4]] == ["2", "2", "4"]  # test rows: US, XR, all
     assert out.splitlines()[0].split() == ["modality", "train", "test", "accuracy", "confident"]
     assert "written: nothing (--dry-run)" in out and META_MODALITY_HEAD not in read_metadata(model)
     assert train_main(["fit-modality", "--model", str(tmp_path / "absent.onnx"),
