@@ -163,15 +163,16 @@ def test_migration_steps_run_in_order(tmp_path: Path, monkeypatch: pytest.Monkey
         ran.append(1)
         conn.execute(text("ALTER TABLE cases ADD COLUMN note VARCHAR"))
 
-    monkeypatch.setattr(catalog_schema, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(catalog_schema.MIGRATIONS, 1, add_column)
+    current = catalog_schema.SCHEMA_VERSION  # the catalog was written at this version; the next step is added
+    monkeypatch.setattr(catalog_schema, "SCHEMA_VERSION", current + 1)
+    monkeypatch.setitem(catalog_schema.MIGRATIONS, current, add_column)
     cat = Catalog.open(tmp_path / "lib")
     assert ran == [1] and cat.count_cases() == 1
     cat.close()
     with sqlite3.connect(tmp_path / "lib" / "catalog.sqlite") as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == 2
+        assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == current + 1
         assert "note" in {row[1] for row in conn.execute("PRAGMA table_info(cases)")}
-    Catalog.open(tmp_path / "lib").close()  # already at v2: nothing runs again
+    Catalog.open(tmp_path / "lib").close()  # already at the new version: nothing runs again
     assert ran == [1]
 
 
