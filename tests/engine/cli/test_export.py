@@ -27,12 +27,12 @@ def test_export_cases_and_query_report(lib: str, tmp_path: Path, tiny_model: Pat
 
     query = tmp_path / "files" / "disc" / "disc_000.png"
     report_dir = tmp_path / "report"
-    doc = run_json(capsys, "export", "--query", str(query), "-k", "3", "--out", str(report_dir), "--library", lib,
-                   "--json")
+    doc = run_json(capsys, "export", "--query", str(query), "-k", "2", "--out", str(report_dir), "--library", lib,
+                   "--json")  # the query is in the library: it is "this case", the results are the 2 other discs
     assert doc["cases"] == [] and doc["report"] == ["report.html", "report.csv", "report.json"]
-    assert doc["labels_summary"].startswith("3 of 3 similar cases: round")
+    assert doc["labels_summary"].startswith("2 of 2 similar cases: round")
     rows = json.loads((report_dir / "report.json").read_text())["rows"]
-    assert [r["rank"] for r in rows] == [1, 2, 3] and all(r["label"] == "round" for r in rows)
+    assert [r["rank"] for r in rows] == [1, 2] and all(r["label"] == "round" for r in rows)
 
     kept = tmp_path / "kept"
     assert main(["export", "--query", str(query), "-k", "2", "--copies", "--keep-identifiers", "--out", str(kept),

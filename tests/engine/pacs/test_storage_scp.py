@@ -99,7 +99,7 @@ def test_push_becomes_searchable_and_resend_adds_nothing(scp, orthanc: Orthanc, 
     assert record.n_files == len(ct_series) and record.kind == "volume" and record.modality == "CT"
     series_dir = Path(record.path)
     _case, results = search_by_path(library, series_dir, k=1)
-    assert [r.case_id for r in results] == [record.id]
+    assert [r.id for r in results.this_case] == [record.id] and list(results) == []  # found: it is "this case"
     mtimes = {p: p.stat().st_mtime_ns for p in series_dir.glob("*.dcm")}
 
     _push(orthanc, ct_series)  # the same study again
