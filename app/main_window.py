@@ -482,6 +482,8 @@ class MainWindow(QMainWindow):
             self.progress_bar.setRange(0, 0)
             self.progress_bar.setFormat(f"{progress.stage} ({progress.done})")
         name = Path(progress.current_path).name if progress.current_path else ""
+        if progress.stage == "waiting":  # another process writes to this library (engine.library_lock)
+            name = progress.current_path
         failed = f", {progress.n_failed} failed" if progress.n_failed else ""
         self.set_status(f"Indexing: {progress.stage} {name}{failed}")
         self.indexProgress.emit(progress)

@@ -31,8 +31,9 @@ from engine.catalog_schema import (
     ThumbnailRow,
     migrate,
 )
-from engine.io.case import Case, Failure
+from engine.io.case import Case, Failure, safe_text
 from engine.io.fingerprint import file_fingerprint
+from engine.library_lock import opening_lock
 from engine.modality import describe as describe_modality
 
 CATALOG_FILENAME = "catalog.sqlite"
@@ -168,7 +169,7 @@ def iso_date(value: str | None) -> str | None:
 def _description(meta: dict[str, str], case: Case) -> str:
     parts = [meta.get(k) for k in ("StudyDescription", "SeriesDescription", "ProtocolName")]
     text = " / ".join(dict.fromkeys(p for p in parts if p))
-    return text or case.path.name
+    return safe_text(text or case.path.name)  # shown, not a key: undecodable file-name bytes as \xNN
 
 
 def vector_to_blob(vector: np.ndarray) -> bytes:
@@ -213,7 +214,7 @@ class Catalog:
         )
         event.listen(engine, "connect", _configure_connection)
         try:
-            with engine.begin() as conn:
+            with opening_lock(library_dir), engine.begin() as conn:  # two processes never both create tables
                 migrate(conn)
         except Exception as exc:
             engine.dispose()

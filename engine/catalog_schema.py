@@ -21,6 +21,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    TypeDecorator,
     UniqueConstraint,
     inspect,
     select,
@@ -34,12 +35,36 @@ class Base(DeclarativeBase):
     pass
 
 
+class FsText(TypeDecorator[str]):
+    """Text that may hold file-name bytes which are not UTF-8 (surrogate escapes, as ``os.fsdecode`` gives them).
+
+    Valid text is stored as TEXT; text with surrogate escapes as the raw file-name bytes (a BLOB in the same
+    column, SQLite columns are dynamically typed) and read back as the same ``str``: lossless, no schema change,
+    and never equal to any TEXT value."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: object, dialect: object) -> object:
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return value.encode("utf-8", "surrogateescape")
+        return value
+
+    def process_result_value(self, value: object, dialect: object) -> object:
+        if isinstance(value, bytes):
+            return value.decode("utf-8", "surrogateescape")
+        return value
+
+
 class CaseRow(Base):
     __tablename__ = "cases"
     __table_args__ = (UniqueConstraint("unit_key", "uid"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    uid: Mapped[str] = mapped_column(String, index=True)  # Case.uid (SeriesInstanceUID, or the file path)
+    uid: Mapped[str] = mapped_column(FsText, index=True)  # Case.uid (SeriesInstanceUID, or the file path)
     kind: Mapped[str] = mapped_column(String, index=True)
     modality: Mapped[str] = mapped_column(String, index=True)
     # the modality head's guess for a case whose file does not say its modality (engine.modality); NULL otherwise
@@ -56,7 +81,7 @@ class CaseRow(Base):
     n_files: Mapped[int] = mapped_column(Integer)
     fingerprint: Mapped[str] = mapped_column(String, index=True)
     reader: Mapped[str] = mapped_column(String)  # engine.io.scan reader name, to re-read the case
-    unit_key: Mapped[str] = mapped_column(String, index=True)  # engine.io.scan SourceUnit.key
+    unit_key: Mapped[str] = mapped_column(FsText, index=True)  # engine.io.scan SourceUnit.key
     added_at: Mapped[float] = mapped_column(Float, index=True)  # unix seconds
     updated_at: Mapped[float] = mapped_column(Float)
 
@@ -71,7 +96,7 @@ class SourceFileRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
-    path: Mapped[str] = mapped_column(String, index=True)
+    path: Mapped[str] = mapped_column(FsText, index=True)
     size: Mapped[int] = mapped_column(Integer)
     mtime: Mapped[float] = mapped_column(Float)
     fingerprint: Mapped[str] = mapped_column(String)
@@ -109,7 +134,7 @@ class FailureRow(Base):
     __tablename__ = "failures"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    path: Mapped[str] = mapped_column(String, unique=True, index=True)
+    path: Mapped[str] = mapped_column(FsText, unique=True, index=True)
     reason: Mapped[str] = mapped_column(String)
     at: Mapped[float] = mapped_column(Float, index=True)
 

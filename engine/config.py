@@ -56,13 +56,27 @@ def shared_data_dir() -> Path | None:
 
 @dataclass(frozen=True)
 class ReadLimits:
-    """Caps checked against headers before any pixel is decoded (memory is bounded, zip bombs refused)."""
+    """What reading one unit (a file or a DICOM series) may cost; checked against headers before decoding.
+
+    Memory: declared sizes are checked before any pixel is decoded; a unit decodes at most
+    ``max_decompressed_bytes`` and one frame at most ``max_frame_bytes``; images and video frames holding more
+    than ``max_frame_samples`` / ``max_video_frame_samples`` values (H x W x channels) are decoded reduced (JPEG
+    DCT scaling) or shrunk as soon as they are decoded. Time: ``unit_seconds`` per unit, after which the unit is
+    recorded as a failure and the run goes on. Degenerate "cases" (a side under ``min_side`` pixels, a video
+    with fewer than ``min_video_frames`` frames) are refused.
+    """
 
     max_voxels: int = 1024 * 1024 * 1024  # 1 Gi voxels (a 2048x2048x256 volume)
     max_frames: int = 100_000
     max_image_pixels: int = 30_000 * 30_000
-    max_decompressed_bytes: int = 4 * 1024**3
+    max_decompressed_bytes: int = 1024**3  # per unit (a 512x512x2048 int16 CT series fits)
+    max_frame_bytes: int = 256 * 2**20  # one decoded frame that cannot be decoded reduced (11585^2 16-bit grey)
+    max_frame_samples: int = 4096 * 4096  # images: larger ones are decoded reduced / shrunk on decoding
+    max_video_frame_samples: int = 1920 * 1080 * 3  # video frames: larger ones are shrunk as they are read
     video_frames: int | None = 64  # frames sampled from a video at read time; None = every frame
+    unit_seconds: float | None = 300.0  # time budget of one unit (None: unlimited)
+    min_side: int = 2  # smallest image / frame side indexed (pixels): a 1-pixel line is not an image
+    min_video_frames: int = 2  # a "video" of one frame is a truncated file
 
 
 DEFAULT_LIMITS = ReadLimits()

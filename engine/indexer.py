@@ -8,7 +8,10 @@ Pipeline:
    an embedding by the library's model is *unchanged* and skipped without being read.
 3. Changed and new units are read, preprocessed to clips and thumbnailed in reader processes (``spawn``), with
    at most ``2 * workers`` units in flight, so memory stays bounded whatever the archive size (``workers=0``,
-   the default on 1-2 cores, and runs with fewer than ``POOL_MIN_UNITS`` units read in this process instead).
+   the default on 1-2 cores, and runs with fewer than ``POOL_MIN_UNITS`` units read in this process instead,
+   except DICOM units, read in one reader process when there are that many: gdcm aborts on some broken files).
+   A unit read in this process is journaled first (``engine.crash_journal``): after a native abort the next
+   run reads it in a reader process of its own and quarantines it if that dies too.
    A reader process that dies is replaced; only the unit that kills one twice is recorded as a failure.
 4. The parent embeds clips in batches (ONNX Runtime) and is the only writer: one catalog transaction per batch
    (cases, files, embeddings, thumbnails, failures; stale cases of a re-read unit deleted), then the vectors go
@@ -31,6 +34,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import TimeoutError as FuturesTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,14 +43,16 @@ import numpy as np
 
 from engine.catalog import FileState, NewCase
 from engine.config import DEFAULT_LIMITS, ReadLimits
+from engine.crash_journal import CRASH_REASON, HANG_REASON, CrashJournal
 from engine.encoder import Encoder
 from engine.io.case import Case, Failure
 from engine.io.fingerprint import file_fingerprint
-from engine.io.scan import SourceUnit, discover, read_unit
+from engine.io.scan import SourceUnit, discover, iter_unit
 from engine.library import Library
 from engine.modality import UNKNOWN_MODALITIES, apply_predictions
 from engine.preprocess import PreprocessParams, case_to_clip
 from engine.thumbnails import make_thumbnail
+from engine.time_budget import UnitTimeout, time_budget
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +60,9 @@ BATCH_SIZE = 32  # cases per embedding batch and per catalog transaction
 MAX_BATCH_BYTES = 64 * 2**20  # clips held before a batch is embedded (about 20 volume/video clips)
 POOL_MIN_UNITS = 8  # fewer units to read than this: read in this process (starting workers costs seconds)
 PROGRESS_INTERVAL_S = 0.1  # at most ~10 progress callbacks a second
-
+# Readers whose decoders are native code known to abort the process on broken data (gdcm's uncaught C++
+# exceptions): with no reader processes, their units are still read in one (when there are enough of them).
+NATIVE_CODEC_READERS = frozenset({"dicom"})
 
 
 @dataclass
@@ -143,6 +151,7 @@ def index_paths(
     modality: str | None = None,
     limits: ReadLimits = DEFAULT_LIMITS,
     batch_size: int = BATCH_SIZE,
+    wait: bool = True,
 ) -> IndexReport:
     """Index ``paths`` (files or folders) into ``library``; see the module docstring.
 
@@ -150,11 +159,32 @@ def index_paths(
     when it differs, then every case without an embedding by that model is re-read and embedded (under ``paths``,
     or, with no ``paths``, every catalogued case); an interrupted re-embedding resumes where it stopped.
     ``modality`` is given to cases whose reader does not know theirs ("OT", e.g. PNG, NIfTI, videos).
+    The library's writer lock is held for the whole run: when another writer holds it, ``wait=True`` waits
+    (progress stage "waiting" says who holds it; ``cancel`` stops waiting) and ``wait=False`` raises
+    ``LibraryInUseError`` at once.
     """
     started = time.monotonic()
     cancel = cancel or threading.Event()
-    report = IndexReport()
     notify = _Throttle(progress)
+
+    def waiting(message: str) -> None:
+        notify(IndexProgress(0, None, message, "waiting", 0, 0), force=True)
+
+    with library.writer.hold(wait=wait, on_wait=waiting, cancel=cancel):  # one writer per library
+        library.refresh_index()  # catch up with a writer that ran before this one got the lock
+        report = _index_locked(library, paths, notify, cancel, workers, prune, reembed, modality, limits,
+                               batch_size)
+    report.seconds = time.monotonic() - started
+    notify(IndexProgress(report.n_embedded, None, "", "done", report.n_failed, report.n_unchanged), force=True)
+    log.info("indexing %s", report.summary())
+    return report
+
+
+def _index_locked(library: Library, paths: Sequence[Path], notify: "_Throttle", cancel: threading.Event,
+                  workers: int | None, prune: bool, reembed: bool, modality: str | None, limits: ReadLimits,
+                  batch_size: int) -> IndexReport:
+    """``index_paths`` once the writer lock is held."""
+    report = IndexReport()
     encoder = _encoder_for(library, reembed)
     roots = [Path(p).expanduser().absolute() for p in paths]
     run = _Run(library, encoder, report, notify, cancel, limits, batch_size, modality)
@@ -174,9 +204,6 @@ def index_paths(
     notify(IndexProgress(report.n_embedded, None, "", "saving", report.n_failed, report.n_unchanged), force=True)
     library.save_index()
     report.cancelled = cancel.is_set()
-    report.seconds = time.monotonic() - started
-    notify(IndexProgress(report.n_embedded, None, "", "done", report.n_failed, report.n_unchanged), force=True)
-    log.info("indexing %s", report.summary())
     return report
 
 
@@ -227,6 +254,8 @@ class _Run:
         self.done = 0
         self._failures: list[Failure] = []  # not yet committed
         self._touched: list[FileState] = []
+        self.journal = CrashJournal(library.path)
+        self.suspects = set(self.journal.recover())  # the last run died reading these: read them in a child
 
     # ---- 1. discover ---------------------------------------------------------------------------------------
 
@@ -244,7 +273,8 @@ class _Run:
         for root in roots:
             if prune and not root.exists():
                 continue
-            for item in discover(root, self.limits, progress=count, skipped=self._skip):
+            for item in discover(root, self.limits, progress=count, skipped=self._skip,
+                                 exclude=[self.library.path]):
                 if self.cancel.is_set():
                     return units
                 if isinstance(item, Failure):
@@ -280,7 +310,11 @@ class _Run:
                 if self.cancel.is_set():
                     return pending
                 owners = {cid for f in unit.files for cid, _ in states.get(str(f), [])}
-                if self._unchanged(unit, states, owners, owner_files, embedded):
+                quarantined = self.journal.quarantined(unit.key, unit.files)
+                if quarantined:
+                    self._fail(Failure(_unit_path(unit), quarantined))
+                    self.done += 1
+                elif self._unchanged(unit, states, owners, owner_files, embedded):
                     self.seen |= owners
                     self.report.n_unchanged += len(owners)
                     self.done += 1
@@ -337,13 +371,50 @@ class _Run:
     def _prepared(self, pending: list[_Pending], workers: int, params: PreprocessParams
                   ) -> Iterator[tuple[_Pending, _Prepared]]:
         if workers <= 0 or len(pending) < POOL_MIN_UNITS:
-            for item in pending:
-                if self.cancel.is_set():
-                    return
-                self._progress("indexing", str(item.unit.files[0]))
-                yield item, prepare_unit(item.unit, self.limits, params, self.modality)
+            native = [p for p in pending if p.unit.reader in NATIVE_CODEC_READERS]
+            if len(native) < POOL_MIN_UNITS:
+                yield from self._prepared_here(pending, params)
+                return
+            # DICOM goes through native codecs (gdcm, CharLS, OpenJPEG) that can abort the process on broken
+            # data: read it in one reader process, so such an abort fails that unit, not the run
+            yield from self._prepared_here([p for p in pending if p.unit.reader not in NATIVE_CODEC_READERS], params)
+            yield from self._prepared_in_pool(native, 1, params)
             return
         yield from self._prepared_in_pool(pending, workers, params)
+
+    def _prepared_here(self, pending: list[_Pending], params: PreprocessParams
+                       ) -> Iterator[tuple[_Pending, _Prepared]]:
+        """Read units in this process, each journaled (engine.crash_journal); suspects in a process of their own."""
+        for item in pending:
+            if self.cancel.is_set():
+                return
+            self._progress("indexing", str(item.unit.files[0]))
+            if item.unit.key in self.suspects:
+                yield item, self._prepared_isolated(item, params)
+                continue
+            with self.journal.reading(item.unit.key, item.unit.files):  # a native abort here is attributable
+                prepared = prepare_unit(item.unit, self.limits, params, self.modality)
+            yield item, prepared
+
+    def _prepared_isolated(self, item: _Pending, params: PreprocessParams) -> _Prepared:
+        """Read a suspect unit (the last run died reading it) in a reader process of its own: if that dies or
+        overruns, the unit is quarantined (``engine.crash_journal``) and this run goes on."""
+        pool = _start_pool(1)
+        try:
+            future = pool.submit(prepare_unit, item.unit, self.limits, params, self.modality)
+            try:
+                return future.result(timeout=_hard_deadline(self.limits))
+            except BrokenProcessPool:
+                reason = CRASH_REASON
+            except FuturesTimeout:
+                _kill_pool(pool)
+                reason = HANG_REASON
+            except Exception as exc:  # noqa: BLE001 (an unexpected worker error fails that unit only)
+                return _failed(item.unit, f"reader process failed ({type(exc).__name__}: {exc})")
+            self.journal.add(item.unit.key, item.unit.files, reason)
+            return _failed(item.unit, reason)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _prepared_in_pool(self, pending: list[_Pending], workers: int, params: PreprocessParams
                           ) -> Iterator[tuple[_Pending, _Prepared]]:
@@ -354,18 +425,37 @@ class _Run:
         recorded as a failure."""
         queue, suspects = deque(pending), deque()
         in_flight: dict[Future[_Prepared], _Pending] = {}
+        deadline = _hard_deadline(self.limits)
         pool = _start_pool(workers)
+        last_done = time.monotonic()  # nothing finishing for ``deadline`` s: the oldest units are stuck
+
+        def submit(item: _Pending) -> None:
+            in_flight[pool.submit(prepare_unit, item.unit, self.limits, params, self.modality)] = item
+
         try:
             while queue or suspects or in_flight:
                 if self.cancel.is_set():
                     return
                 if suspects and not in_flight:  # a suspect runs alone: if the pool breaks, it was the culprit
-                    item = suspects.popleft()
-                    in_flight[pool.submit(prepare_unit, item.unit, self.limits, params, self.modality)] = item
+                    submit(suspects.popleft())
                 while queue and not suspects and len(in_flight) < 2 * workers:
-                    item = queue.popleft()
-                    in_flight[pool.submit(prepare_unit, item.unit, self.limits, params, self.modality)] = item
+                    submit(queue.popleft())
                 finished, _ = wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
+                if finished:
+                    last_done = time.monotonic()
+                elif deadline and time.monotonic() - last_done > deadline:  # stuck in native code past the
+                    # readers' own budget: the oldest units (one per process) fail, the pool is killed
+                    for future in list(in_flight)[:workers]:
+                        item = in_flight.pop(future)
+                        self.journal.add(item.unit.key, item.unit.files, HANG_REASON)
+                        yield item, _failed(item.unit, HANG_REASON)
+                    queue.extendleft(in_flight.values())  # innocent: read again
+                    in_flight.clear()
+                    _kill_pool(pool)
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    pool = _start_pool(workers)
+                    last_done = time.monotonic()
+                    continue
                 broken = False
                 for future in finished:
                     item = in_flight.pop(future)
@@ -376,6 +466,7 @@ class _Run:
                         broken = True
                         if item.crashes:
                             prepared = _failed(item.unit, "reader process crashed while reading it")
+                            self.journal.add(item.unit.key, item.unit.files, CRASH_REASON)
                         else:
                             item.crashes += 1
                             suspects.append(item)
@@ -470,25 +561,31 @@ class _Run:
 
 def prepare_unit(unit: SourceUnit, limits: ReadLimits, params: PreprocessParams, modality: str | None = None
                  ) -> _Prepared:
-    """Read one unit and turn each case into (catalog fields, clip, thumbnail). Runs in a worker process."""
+    """Read one unit and turn each case into (catalog fields, clip, thumbnail). Runs in a worker process.
+
+    Cases are read one at a time (a series of many 2D images never holds them all), and the whole unit has
+    ``limits.unit_seconds``: a unit that overruns is a failure (the cases prepared before it are kept)."""
     cases: list[NewCase] = []
     clips: list[np.ndarray] = []
     failures: list[Failure] = []
-    for item in read_unit(unit, limits):
-        if isinstance(item, Failure):
-            failures.append(item)
-            continue
-        try:
-            cases_clip = _prepare_case(item, unit, params, modality)
-        except Exception as exc:  # noqa: BLE001 (bad pixels fail that case, never the run)
-            failures.append(Failure(item.path, f"cannot preprocess ({type(exc).__name__}: {exc})"[:300]))
-            continue
-        new, clip = cases_clip
-        seen = sum(1 for c in cases if c.uid.split("#")[0] == new.uid)
-        if seen:  # one unit holding several cases with one uid (e.g. two stacks of a series): keep both
-            new.uid = f"{new.uid}#{seen + 1}"
-        cases.append(new)
-        clips.append(clip)
+    try:
+        with time_budget(limits.unit_seconds):
+            for item in iter_unit(unit, limits):
+                if isinstance(item, Failure):
+                    failures.append(item)
+                    continue
+                try:
+                    new, clip = _prepare_case(item, unit, params, modality)
+                except Exception as exc:  # noqa: BLE001 (bad pixels fail that case, never the run)
+                    failures.append(Failure(item.path, f"cannot preprocess ({type(exc).__name__}: {exc})"))
+                    continue
+                seen = sum(1 for c in cases if c.uid.split("#")[0] == new.uid)
+                if seen:  # one unit holding several cases with one uid (e.g. two stacks of a series): keep both
+                    new.uid = f"{new.uid}#{seen + 1}"
+                cases.append(new)
+                clips.append(clip)
+    except UnitTimeout as exc:
+        failures.append(Failure(_unit_path(unit), f"{exc} to read (time budget ReadLimits.unit_seconds); skipped"))
     return _Prepared(unit, cases, clips, failures)
 
 
@@ -503,22 +600,46 @@ def _prepare_case(case: Case, unit: SourceUnit, params: PreprocessParams, modali
 
 def _start_pool(workers: int) -> ProcessPoolExecutor:
     context = multiprocessing.get_context("spawn")  # safe from threads (the GUI), the same on every OS
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init,
+                               initargs=(os.getpid(),))
+
+
+def _hard_deadline(limits: ReadLimits) -> float | None:
+    """Seconds after which a reader process that ignored its own time budget (stuck in native code) is killed."""
+    return None if not limits.unit_seconds else 2 * limits.unit_seconds + 5
+
+
+def _kill_pool(pool: ProcessPoolExecutor) -> None:
+    """Kill a pool's reader processes (one of them is stuck); the pool is broken afterwards."""
+    for process in list(getattr(pool, "_processes", {}).values()):
+        process.kill()
 
 
 def _failed(unit: SourceUnit, reason: str) -> _Prepared:
     return _Prepared(unit, [], [], [Failure(_unit_path(unit), reason)])
 
 
-def _worker_init() -> None:
-    """Reader processes: one thread each (the parallelism is the processes), Ctrl-C handled by the parent."""
+def _worker_init(parent_pid: int | None = None) -> None:
+    """Reader processes: one thread each (the parallelism is the processes), Ctrl-C handled by the parent, and
+    gone within a second of the parent's death (a killed indexer leaves no reader process behind: its pool's
+    queues would keep them waiting forever)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.captureWarnings(True)  # decoders' warnings about a broken file: not on the terminal (the parent
+    logging.getLogger().addHandler(logging.NullHandler())  # records the file's failure with its reason)
+    if parent_pid is not None:
+        threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
     try:
         import cv2
 
         cv2.setNumThreads(1)
     except Exception:  # noqa: BLE001
         pass
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 def _absolute(unit: SourceUnit) -> SourceUnit:

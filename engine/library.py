@@ -29,6 +29,7 @@ from engine.config import DEFAULT_LIMITS, ReadLimits, default_library_dir
 from engine.encoder import Encoder
 from engine.io.case import Case, Failure, ReadError
 from engine.io.scan import SourceUnit, read_unit
+from engine.library_lock import WriterLock
 from engine.vectors import QUANTIZED_MIN, VectorIndex
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class Library:
         self._encoder: Encoder | None = None
         self._index: VectorIndex | None = None
         self._lock = threading.RLock()
+        self.writer = WriterLock(path)  # one writing process per library (engine.library_lock)
 
     @classmethod
     def open(cls, path: Path | None = None, model_path: Path | None = None, threads: int | None = None,
@@ -206,8 +208,9 @@ class Library:
             info = _read_info(self.path)
             if info.get("model_id") != self.model_id:  # first indexed, or re-embedded, elsewhere
                 self._info, self._encoder, self._index = info, None, None
-            if self._index is None:  # loading reconciles it anyway
-                self._index = self._load_index()
+            if self._index is None:  # loading reconciles it anyway (a library never indexed has nothing to load)
+                if self.model_id is not None:
+                    self._index = self._load_index()
                 return 0, 0
             added, removed = self._reconcile(self._index)
             if added or removed:

@@ -52,6 +52,8 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
                         help="with --ray: embedding actors (default: half the cluster's CPUs' worth)")
     parser.add_argument("--ray-gpus-per-actor", type=float, default=0.0, metavar="G",
                         help="with --ray: GPUs per embedding actor (CUDA execution provider)")
+    parser.add_argument("--no-wait", action="store_true",
+                        help="when another process is writing to the library, stop at once instead of waiting")
     add_model_option(parser)
     add_library_option(parser)
     add_json_option(parser)
@@ -77,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     with open_library(args, create=True) as library, ProgressBar(show) as bar, CancelOnInterrupt(cancel):
         report = index_paths(
             library, args.paths, progress=bar.update, cancel=cancel, workers=args.workers, prune=args.prune,
-            reembed=args.reembed, modality=args.modality, batch_size=max(1, args.batch_size),
+            reembed=args.reembed, modality=args.modality, batch_size=max(1, args.batch_size), wait=not args.no_wait,
         )
         total = library.catalog.count_cases()
     print_report(report, total, args)
@@ -125,6 +127,8 @@ class ProgressBar:
             self._bar.close()
 
     def update(self, state: IndexProgress) -> None:
+        if state.stage == "waiting":  # another writer holds the library: say so, even without a bar
+            print(f"m3ret index: {state.current_path}", file=sys.stderr)
         if not self._enabled:
             return
         if state.stage != self._stage:

@@ -15,6 +15,7 @@ from pathlib import Path
 from engine.catalog import CatalogError
 from engine.encoder import ModelError
 from engine.library import Library, LibraryError
+from engine.library_lock import LibraryInUseError
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def guarded(command: str, body: Callable[[argparse.Namespace], int]) -> Callable
             return USAGE_ERROR
         except BrokenPipeError:  # the reader of our output went away (`m3ret list | head`): main handles it
             raise
-        except (LibraryError, ModelError, CatalogError, KeyError, OSError) as exc:
+        except (LibraryError, LibraryInUseError, ModelError, CatalogError, KeyError, OSError) as exc:
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
             print(f"m3ret {command}: error: {message}", file=sys.stderr)
             log.debug("%s failed", command, exc_info=True)

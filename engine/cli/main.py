@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import difflib
 import importlib
-import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from engine import __version__
+from engine.logging_setup import configure_cli_logging
 
 # One line per subcommand: the module that registers it.
 SUBCOMMANDS: tuple[str, ...] = (
@@ -97,8 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return USAGE_ERROR
-    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    configure_cli_logging(args.verbose)  # library warnings -> the log file; the terminal stays readable
+    for stream in (sys.stdout, sys.stderr):  # file names that are not UTF-8 print as \xNN, never raise
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         status = int(args.func(args) or 0)
         sys.stdout.flush()  # a pipe closed early fails here, not in the interpreter's exit

@@ -23,7 +23,7 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
 
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    with open_library(args) as library:
+    with open_library(args) as library, library.writer.hold(wait=False):  # refused while another writer runs
         size = library.rebuild_index()
         model_id = library.model_id
     seconds = time.perf_counter() - started

@@ -22,7 +22,7 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
 
 
 def run(args: argparse.Namespace) -> int:
-    with open_library(args) as library:
+    with open_library(args) as library, library.writer.hold(wait=False):  # refused while another writer runs
         existing = set(library.catalog.get_cases(args.case_ids, with_thumbnails=False))
         removed = library.remove_cases(sorted(existing))
     unknown = sorted(set(args.case_ids) - existing)

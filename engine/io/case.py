@@ -63,13 +63,31 @@ class Case:
 
 @dataclass(frozen=True)
 class Failure:
-    """A path that could not be read, with a one-line reason."""
+    """A path that could not be read, with a one-line reason (made one line and printable here)."""
 
     path: Path
     reason: str
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reason", safe_text(" ".join(str(self.reason).split()))[:300] or "unreadable")
+
     def __str__(self) -> str:
-        return f"{self.path}: {self.reason}"
+        return f"{display_path(self.path)}: {self.reason}"
+
+
+def display_path(path: Path | str) -> str:
+    """A path as printable text: bytes that are not UTF-8 (kept in ``str`` paths as surrogate escapes, so the
+    path itself stays lossless) are shown as ``\\xNN``."""
+    return safe_text(str(path))
+
+
+def safe_text(text: str) -> str:
+    """``text`` with lone surrogates (undecodable file-name bytes) replaced by ``\\xNN`` escapes."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 class ReadError(Exception):

@@ -24,6 +24,7 @@ SeriesInstanceUID for volumes and ``SeriesInstanceUID/SOPInstanceUID`` for singl
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -99,7 +100,7 @@ def group_dicom_series(
 
 def read_dicom_series(files: Sequence[Path], limits: ReadLimits = DEFAULT_LIMITS) -> Iterator[Case | Failure]:
     """Read one group from ``group_dicom_series`` into Cases (a volume, a video, or 2D images) or Failures."""
-    roles: dict[str, list[Item]] = {"mosaic": [], "slice": [], "single": []}
+    roles: dict[str, list[Item]] = {"mosaic": [], "slice": [], "single": [], "no_position": []}
     for path in map(Path, files):
         try:
             header = read_deferred(path)
@@ -117,15 +118,29 @@ def read_dicom_series(files: Sequence[Path], limits: ReadLimits = DEFAULT_LIMITS
     if mosaics:
         yield _attempt([p for p, _ in mosaics], volume_from_mosaics, mosaics, limits)
     if len(slices) >= 2 and _distinct_positions(slices):
-        yield _attempt([p for p, _ in slices], volume_from_slices, slices, limits)
+        for path, _ in roles["no_position"]:  # a NaN position on a few slices must not split the series
+            yield Failure(path, "slice position is not a number; left out of its series' volume")
+        while True:  # a slice that cannot be decoded (truncated, wrong Rows) is left out, the rest is a volume
+            dropped: list[Failure] = []
+            case = _attempt([p for p, _ in slices], volume_from_slices, slices, limits, dropped)
+            yield from dropped
+            bad = {f.path for f in dropped}
+            slices = [item for item in slices if item[0] not in bad]
+            if not dropped or isinstance(case, Case) or len(slices) < 2 or not _distinct_positions(slices):
+                break
+        if isinstance(case, Case) or not dropped:
+            yield case
+        else:
+            singles = slices + singles
     else:
-        singles = slices + singles
+        singles = slices + roles["no_position"] + singles
     for path, header in singles:
         yield _attempt([path], case_from_file, path, header, limits)
 
 
-def dicomdir_referenced_files(path: Path) -> list[Path]:
-    """Existing files that a DICOMDIR references (names matched case-insensitively where needed).
+def dicomdir_referenced_files(path: Path, missing: list[Path] | None = None) -> list[Path]:
+    """Existing files that a DICOMDIR references (names matched case-insensitively where needed); references
+    to files that do not exist are appended to ``missing``.
 
     Raises ``ReadError`` when the file cannot be read or is not a DICOMDIR; a truncated DICOMDIR yields the
     records that could be read.
@@ -146,7 +161,9 @@ def dicomdir_referenced_files(path: Path) -> list[Path]:
         parts = [str(file_id)] if isinstance(file_id, str) else [str(p) for p in file_id]
         resolved = _resolve_case_insensitive(root, parts)
         if resolved is None:
-            log.warning("%s references a missing file %s", path, "/".join(parts))
+            log.info("%s references a missing file %s", path, "/".join(parts))
+            if missing is not None:
+                missing.append(root.joinpath(*parts))
         elif resolved not in found:
             found.append(resolved)
     return found
@@ -178,11 +195,12 @@ def _role(ds: Dataset) -> str:
     if not _is_stackable(ds):
         return "single"
     try:
-        slice_normal(np.asarray([float(v) for v in ds.ImageOrientationPatient]))
-        [float(v) for v in ds.ImagePositionPatient]
+        orientation = [float(v) for v in ds.ImageOrientationPatient]
+        position = [float(v) for v in ds.ImagePositionPatient]
+        slice_normal(np.asarray(orientation))
     except (TypeError, ValueError):
         return "single"
-    return "slice"
+    return "slice" if np.all(np.isfinite(orientation + position)) else "no_position"
 
 
 def _series_key(ds: Dataset, path: Path) -> tuple[str, str]:
@@ -222,13 +240,16 @@ def _attempt(paths: Sequence[Path], build: Callable[..., Case], *args: object) -
     except Exception as exc:  # a broken file must never stop the run
         reason = one_line(exc)
     where = _group_path(paths)
-    log.warning("%s: %s", where, reason)
+    log.info("%s: %s", where, reason)  # recorded and reported as a failure by the caller
     return Failure(where, reason)
 
 
 def _group_path(paths: Sequence[Path]) -> Path:
-    parents = {p.parent for p in paths}
-    return paths[0] if len(paths) == 1 else (parents.pop() if len(parents) == 1 else paths[0])
+    """The path a failure of several files is recorded at: their folder (the common folder of a series spread
+    over folders, so that every one of its files is accounted for by the failure)."""
+    if len(paths) == 1:
+        return paths[0]
+    return Path(os.path.commonpath([str(p.parent) for p in paths]))
 
 
 def _resolve_case_insensitive(root: Path, parts: list[str]) -> Path | None:

@@ -13,7 +13,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from engine.config import ReadLimits
-from engine.io.case import Case, ReadError
+from engine.io.case import Case, Failure, ReadError
 from engine.io.dicom_geometry import (
     POSITION_TOLERANCE_MM,
     FrameStack,
@@ -28,28 +28,45 @@ from engine.io.dicom_geometry import (
 from engine.io.dicom_headers import catalog_modality, fingerprint, metadata, number_of_frames
 from engine.io.dicom_mosaic import mosaic_slice_count, read_mosaic
 from engine.io.dicom_pixels import check_limits, decode, grey_values
+from engine.io.reduce import shrink_to_fit
 from engine.io.dicom_video import is_encapsulated_video, read_encapsulated_video
 from engine.preprocess import sample_indices
 
 Item = tuple[Path, Dataset]  # a file and its header (read without pixels)
 
 
-def volume_from_slices(items: Sequence[Item], limits: ReadLimits) -> Case:
-    """One volume from single-frame slices sorted by position along the normal (first volume of a 4D series)."""
+def volume_from_slices(items: Sequence[Item], limits: ReadLimits, dropped: list[Failure] | None = None) -> Case:
+    """One volume from single-frame slices sorted by position along the normal (first volume of a 4D series).
+
+    With ``dropped``, slices that cannot be decoded or whose size differs from the others' are appended to it
+    as Failures and ``ReadError`` is raised, so the caller can build the volume again without them."""
     header = items[0][1]
     orientation = np.asarray([float(v) for v in header.ImageOrientationPatient])
     positions = np.asarray([[float(v) for v in ds.ImagePositionPatient] for _, ds in items])
     order, distances = sort_by_position(positions, orientation)
     kept = _first_volume(order, distances, [ds for _, ds in items])
     check_limits(header, len(kept), limits)
-    slices = []
+    slices, paths = [], []
     for i in kept:
         path, ds = items[i]
-        frames = decode(path, ds)  # 1 H W [C]
+        try:
+            frames = decode(path, ds)  # 1 H W [C]
+        except ReadError as exc:
+            if dropped is None:
+                raise
+            dropped.append(Failure(path, f"slice left out of its series' volume: {exc}"))
+            continue
         slices.append(frames[0] if _is_color(ds) else grey_values(frames, ds)[0])
-    shapes = {s.shape for s in slices}
-    if len(shapes) != 1:
-        raise ReadError(f"slices of different sizes in one series: {sorted(shapes)}")
+        paths.append(path)
+    shapes = [s.shape for s in slices]
+    if len(set(shapes)) > 1 and dropped is not None:
+        common = max(set(shapes), key=shapes.count)
+        dropped += [Failure(p, f"slice of size {s} left out of its series' volume of {common} slices")
+                    for p, s in zip(paths, shapes) if s != common]
+    if dropped:
+        raise ReadError(f"{len(dropped)} slice(s) left out")
+    if len(set(shapes)) != 1:
+        raise ReadError(f"slices of different sizes in one series: {sorted(set(shapes))}")
     pixels = np.stack(slices)  # Z Y X [C]
     affine = stack_affine(orientation, _pixel_spacing(header), positions[kept[0]], positions[kept[-1]], len(kept))
     pixels, affine = to_canonical(pixels, affine)
@@ -99,9 +116,14 @@ def image_from_file(path: Path, header: Dataset, limits: ReadLimits) -> Case:
     """A single-frame image (X-ray, ultrasound still, one CT/MR slice, secondary capture)."""
     check_limits(header, 1, limits)
     frames = decode(path, header)  # 1 H W [C]
-    pixels = frames[0] if _is_color(header) else grey_values(frames, header)[0]
+    frame, shrunk = shrink_to_fit(frames[0], limits.max_frame_samples)  # before rescaling multiplies its bytes
+    del frames
+    pixels = frame if _is_color(header) else grey_values(frame[None], header)[0]
     spacing = _pixel_spacing(header, default=None)
     extra = {"SOPInstanceUID": str(header.get("SOPInstanceUID", ""))}
+    if shrunk > 1:
+        spacing = tuple(s * shrunk for s in spacing) if spacing else spacing
+        extra["reduced_by"] = f"{shrunk:.3g}"
     return _case(pixels, "image2d", [(path, header)], header, spacing=spacing or (), extra=extra)
 
 

@@ -21,6 +21,20 @@ from engine.io.case import ReadError
 from engine.io.dicom_headers import number_of_frames, one_line
 
 _NATIVE_LITTLE_ENDIAN = {ImplicitVRLittleEndian, ExplicitVRLittleEndian}
+
+
+def _no_gdcm_for_jpeg2000() -> None:
+    """gdcm aborts the whole process (an uncaught C++ exception, SIGABRT) on JPEG 2000 data whose component
+    count disagrees with SamplesPerPixel; openjpeg (pylibjpeg, Pillow) decodes the same files or raises. So gdcm
+    is not tried for JPEG 2000 where another decoder is installed (it stays the decoder of lossless JPEG)."""
+    from pydicom.pixels.decoders import JPEG2000Decoder, JPEG2000LosslessDecoder
+
+    for decoder in (JPEG2000Decoder, JPEG2000LosslessDecoder):
+        if "gdcm" in decoder.available_plugins and len(decoder.available_plugins) > 1:
+            decoder.remove_plugin("gdcm")
+
+
+_no_gdcm_for_jpeg2000()
 _PIXEL_KEYWORDS = {0x7FE00010, 0x7FE00008, 0x7FE00009}  # PixelData, FloatPixelData, DoubleFloatPixelData
 
 
@@ -36,6 +50,13 @@ def check_limits(ds: Dataset, n_files: int, limits: ReadLimits, frames_used: int
         raise ReadError(f"refused: {frames} frames exceed the limit of {limits.max_frames}")
     if rows * cols > limits.max_image_pixels:
         raise ReadError(f"refused: {rows}x{cols} image exceeds the limit of {limits.max_image_pixels} pixels")
+    bits = int(ds.get("BitsAllocated") or 8)
+    if bits not in (1, 8, 16, 32, 64) or (bits == 64 and _is_compressed(ds)):
+        raise ReadError(f"refused: BitsAllocated {bits} is not a valid sample size for this pixel data")
+    frame_bytes = rows * cols * samples * bytes_per_sample
+    if frame_bytes > limits.max_frame_bytes:
+        raise ReadError(f"refused: one {rows}x{cols}x{samples} frame decodes to {frame_bytes} bytes"
+                        f" (limit {limits.max_frame_bytes})")
     decoded_frames = frames if frames_used is None else min(frames, frames_used)
     voxels = rows * cols * decoded_frames * n_files
     if voxels > limits.max_voxels:
@@ -49,6 +70,13 @@ def check_limits(ds: Dataset, n_files: int, limits: ReadLimits, frames_used: int
 
 
 JPEG_EXTENDED = "1.2.840.10008.1.2.4.51"
+
+
+def _is_compressed(ds: Dataset) -> bool:
+    """True for encapsulated (compressed) transfer syntaxes (where gdcm aborts on 64-bit samples)."""
+    syntax = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+    return bool(syntax) and syntax not in {str(u) for u in (*_NATIVE_LITTLE_ENDIAN, ExplicitVRBigEndian)} \
+        and syntax != "1.2.840.10008.1.2.1.99"  # deflated: native pixels after inflating
 
 
 def refuse_unsupported_codec(header: Dataset) -> None:
@@ -69,6 +97,7 @@ def decode(path: Path, header: Dataset, frame_indices: Sequence[int] | None = No
             frames = _decode_some(path, header, [int(i) for i in frame_indices])
         else:
             ds = _with_pixels(path, header)
+            _check_native_length(ds, n_frames)
             native = _native_grey_frames(ds, n_frames)
             frames = native if native is not None else _as_frames(ds.pixel_array, n_frames, header)
     except ReadError:
@@ -99,6 +128,20 @@ def _with_pixels(path: Path, header: Dataset) -> Dataset:
             ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian
         )
     return ds
+
+
+def _check_native_length(ds: Dataset, n_frames: int) -> None:
+    """Uncompressed pixel data must be as long as Rows x Columns x samples x frames says (a wrong Rows would
+    otherwise be read silently as a smaller image, or the rest of the data as extra frames)."""
+    syntax = ds.file_meta.get("TransferSyntaxUID")
+    bits = int(ds.get("BitsAllocated") or 0)
+    if syntax not in (*_NATIVE_LITTLE_ENDIAN, ExplicitVRBigEndian) or bits % 8 or "PixelData" not in ds:
+        return
+    expected = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel") or 1) * n_frames * bits // 8
+    actual = len(ds.PixelData)
+    if actual > expected + 1 and actual >= expected + int(ds.Rows) * int(ds.Columns) * bits // 8 // 2:
+        raise ReadError(f"pixel data holds {actual} bytes but the header declares {expected}"
+                        f" (Rows={ds.Rows}, Columns={ds.Columns}, frames={n_frames}): inconsistent header")
 
 
 def _native_grey_frames(ds: Dataset, n_frames: int) -> np.ndarray | None:

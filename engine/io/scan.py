@@ -11,14 +11,16 @@ Two steps, so callers can show progress and skip unchanged work between them:
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
-from collections.abc import Callable, Iterator
+import stat
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from engine.config import DEFAULT_LIMITS, ReadLimits
-from engine.io.case import Case, Failure, ReadError
+from engine.io.case import Case, Failure, ReadError, display_path
 from engine.io.image import IMAGE_SUFFIXES, looks_like_image, read_image
 from engine.io.nifti import is_nifti_name, read_nifti
 from engine.io.video import VIDEO_SUFFIXES, read_video
@@ -113,23 +115,63 @@ def classify(path: Path) -> str | None:
     return None
 
 
-def _walk(root: Path) -> Iterator[Path]:
-    """Files under ``root`` (or ``root`` itself), sorted, hidden files and folders skipped, links not followed."""
-    if root.is_file():
+def _walk(root: Path, exclude: frozenset[tuple[int, int]] = frozenset()) -> Iterator[Path | Failure]:
+    """Files under ``root`` (or ``root`` itself), sorted, hidden files and folders skipped, links to folders not
+    followed, folders whose (device, inode) is in ``exclude`` (the library being written) skipped; a folder that
+    cannot be listed is a Failure."""
+    if not root.is_dir():
         yield root
         return
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not _is_hidden(d))
+    errors: list[OSError] = []
+    for folder, dirs, files in os.walk(root, onerror=errors.append):
+        while errors:
+            error = errors.pop()
+            yield Failure(Path(error.filename or folder), f"cannot list folder ({error.strerror or error})")
+        dirs[:] = sorted(d for d in dirs if not _is_hidden(d)
+                         and not (exclude and _identity(os.path.join(folder, d)) in exclude))
         for name in sorted(files):
             if not _is_hidden(name):
                 yield Path(folder) / name
+    for error in errors:
+        yield Failure(Path(error.filename or root), f"cannot list folder ({error.strerror or error})")
 
 
-def _dicomdir_files(path: Path) -> list[Path] | Failure:
+def _identity(path: str | Path) -> tuple[int, int] | None:
+    """(device, inode) of a folder, None when it cannot be stat'ed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def not_regular_reason(path: Path) -> str | None:
+    """Why ``path`` is not a regular file that can be read without blocking (links followed), or None.
+
+    Named pipes, devices (a link to ``/dev/zero``), sockets, link loops and dangling links are refused here,
+    before anything opens them: opening a FIFO blocks forever and a device never ends."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop; skipped"
+        if exc.errno == errno.ENOENT and os.path.islink(path):
+            return "dangling symbolic link; skipped"
+        return f"cannot read file ({exc.strerror or exc})"
+    if stat.S_ISREG(st.st_mode):
+        return None
+    kind = ("named pipe (FIFO)" if stat.S_ISFIFO(st.st_mode) else "device" if stat.S_ISCHR(st.st_mode)
+            or stat.S_ISBLK(st.st_mode) else "socket" if stat.S_ISSOCK(st.st_mode) else "special file")
+    return f"not a regular file ({kind}); skipped"
+
+
+def _dicomdir_files(path: Path) -> tuple[list[Path], list[Path]] | Failure:
+    """(files a DICOMDIR references that exist, references that do not), or why it cannot be read."""
     if _dicom is None:
         return Failure(path, "DICOMDIR found but the DICOM reader is not available")
     try:
-        return [Path(p) for p in _dicom.dicomdir_referenced_files(path)]
+        missing: list[Path] = []
+        return [Path(p) for p in _dicom.dicomdir_referenced_files(path, missing)], missing
     except Exception as exc:  # noqa: BLE001 (a bad DICOMDIR must not stop the walk)
         return Failure(path, f"cannot read DICOMDIR ({_one_line(exc)})")
 
@@ -137,6 +179,7 @@ def _dicomdir_files(path: Path) -> list[Path] | Failure:
 def discover(
     path: Path | str, limits: ReadLimits = DEFAULT_LIMITS, progress: ProgressCallback | None = None,
     skipped: Callable[[Path, str], None] | None = None,
+    exclude: Sequence[Path] = (),
 ) -> Iterator[SourceUnit | Failure]:
     """Walk a file or folder recursively and yield the units to read (no pixels decoded).
 
@@ -144,19 +187,31 @@ def discover(
     grouped into series at the end. ``progress`` is called with the number of files examined since its last
     call (tqdm ``update`` style). Unsupported files become ``Failure("unsupported file type")``; files that are
     not medical images by their name (text, tables, scripts, ``IGNORED_SUFFIXES``) are passed to ``skipped``
-    with the reason, so a run can say what it left out.
+    with the reason, so a run can say what it left out; special files (FIFOs, devices,
+    sockets), link loops and dangling links become failures without being opened. Folders in ``exclude`` (the
+    library being written into) are skipped.
     """
     root = Path(path)
-    if not root.exists():
+    if not os.path.lexists(root):
         yield Failure(root, "no such file or folder")
+        return
+    excluded_ids = frozenset(i for i in map(_identity, exclude) if i is not None)
+    if _identity(root) in excluded_ids:
         return
     dicom_files: dict[Path, Path] = {}  # resolved -> as found (an ordered set, a DICOMDIR may repeat files)
     pending = 0
-    for file in _walk(root):
+    for file in _walk(root, excluded_ids):
+        if isinstance(file, Failure):
+            yield file
+            continue
         pending += 1
         if progress is not None and pending >= 64:
             progress(pending)
             pending = 0
+        reason = not_regular_reason(file)
+        if reason is not None:
+            yield Failure(file, reason)
+            continue
         try:
             kind = classify(file)
         except Exception as exc:  # noqa: BLE001 (unreadable file, permission, odd magic: that file fails)
@@ -172,8 +227,16 @@ def discover(
             referenced = _dicomdir_files(file)
             if isinstance(referenced, Failure):
                 yield referenced
-            else:
-                dicom_files.update((f.resolve(), f) for f in referenced)
+                continue
+            files, missing = referenced
+            if not files and not missing:
+                yield Failure(file, "DICOMDIR references no files")
+            if missing:
+                yield Failure(file, f"DICOMDIR references {len(missing)} missing or unreadable file(s), e.g. "
+                                    f"{display_path(missing[0])}")
+            for referenced_file in files:
+                if not_regular_reason(referenced_file) is None:
+                    dicom_files.setdefault(referenced_file.resolve(), referenced_file)
         elif kind == "dicom":
             dicom_files.setdefault(file.resolve(), file)
         else:
@@ -217,23 +280,45 @@ _FILE_READERS: dict[str, Callable[[Path, ReadLimits], Case]] = {
 
 def read_unit(unit: SourceUnit, limits: ReadLimits = DEFAULT_LIMITS) -> list[Case | Failure]:
     """Decode one unit. Never raises for bad data: every problem becomes ``Failure(path, one-line reason)``."""
+    return list(iter_unit(unit, limits))
+
+
+def iter_unit(unit: SourceUnit, limits: ReadLimits = DEFAULT_LIMITS) -> Iterator[Case | Failure]:
+    """``read_unit`` one case at a time (a DICOM unit of many images never holds them all in memory)."""
     where = unit.files[0] if len(unit.files) == 1 else _common_folder(list(unit.files))
     try:
         if unit.reader == "dicom":
             if _dicom is None:
-                return [Failure(where, "DICOM reader not available")]
-            return list(_dicom.read_dicom_series(list(unit.files), limits))
-        reader = _FILE_READERS.get(unit.reader)
-        if reader is None:
-            return [Failure(where, f"no reader named {unit.reader!r}")]
-        return [reader(unit.files[0], limits)]
+                yield Failure(where, "DICOM reader not available")
+                return
+            items: Iterator[Case | Failure] | list[Case] = _dicom.read_dicom_series(list(unit.files), limits)
+        else:
+            reader = _FILE_READERS.get(unit.reader)
+            if reader is None:
+                yield Failure(where, f"no reader named {unit.reader!r}")
+                return
+            items = [reader(unit.files[0], limits)]
+        for item in items:
+            reason = None if isinstance(item, Failure) else degenerate_reason(item, limits)
+            yield Failure(item.path, reason) if reason else item
     except ReadError as exc:
-        return [Failure(where, " ".join(str(exc).split()) or "unreadable")]
+        yield Failure(where, " ".join(str(exc).split()) or "unreadable")
     except MemoryError:
-        return [Failure(where, "out of memory while decoding")]
+        yield Failure(where, "out of memory while decoding")
     except Exception as exc:  # noqa: BLE001 (any decoder bug on bad data is a failure of that file, not a crash)
-        log.debug("reading %s failed", where, exc_info=True)
-        return [Failure(where, _one_line(exc))]
+        log.debug("reading %s failed", display_path(where), exc_info=True)
+        yield Failure(where, _one_line(exc))
+
+
+def degenerate_reason(case: Case, limits: ReadLimits = DEFAULT_LIMITS) -> str | None:
+    """Why a decoded case is not worth indexing (a side under ``min_side`` pixels, a one-frame video), or None."""
+    spatial = case.shape[-3:-1] if case.is_color else case.shape[-2:]
+    if len(spatial) < 2 or min(spatial) < limits.min_side:
+        return f"refused: degenerate {case.kind} of shape {case.shape} (a side under {limits.min_side} pixels)"
+    frames = case.frame_count if case.frame_count is not None else case.shape[0]  # in the source, not sampled
+    if case.kind == "video" and frames < limits.min_video_frames:
+        return f"refused: video with {frames} decodable frame(s) (truncated?)"
+    return None
 
 
 def read_path(path: Path | str, limits: ReadLimits = DEFAULT_LIMITS) -> Iterator[Case | Failure]:

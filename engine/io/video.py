@@ -2,7 +2,8 @@
 
 Frame count and frame size come from the container first and are checked against ``ReadLimits``; then
 ``limits.video_frames`` frames are sampled uniformly (``engine.preprocess.sample_indices``) by grabbing and
-seeking, so only the sampled frames are ever held in memory. Containers can announce more frames than they hold:
+seeking, so only the sampled frames are ever held in memory, each shrunk to ``max_video_frame_samples`` values
+as it is read (a 4096x4096 clip holds about 1080p frames). Containers can announce more frames than they hold:
 the reader stops at the real end and, if that left too few frames, samples again over the frames that exist.
 Frames are grey when the three channels agree (up to compression noise), else RGB. ``modality`` is ``"OT"``:
 a video file does not say what it shows (a manifest or the caller may know better).
@@ -20,6 +21,7 @@ from engine.config import DEFAULT_LIMITS, ReadLimits
 from engine.io.case import Case, ReadError
 from engine.io.decoder_log import decoder_messages_to_log
 from engine.io.fingerprint import file_fingerprint
+from engine.io.reduce import shrink_to_fit
 from engine.preprocess import sample_indices
 
 log = logging.getLogger(__name__)
@@ -54,9 +56,10 @@ def _count_frames(path: Path, limits: ReadLimits) -> int:
     return count
 
 
-def _read_frames(path: Path, wanted: np.ndarray) -> tuple[list[np.ndarray], list[int], int | None]:
-    """Decode the ``wanted`` (sorted, unique) frame indices; returns frames, their indices and the real frame
-    count if the clip ended early (None otherwise)."""
+def _read_frames(path: Path, wanted: np.ndarray, max_samples: int
+                 ) -> tuple[list[np.ndarray], list[int], int | None]:
+    """Decode the ``wanted`` (sorted, unique) frame indices, each shrunk to at most ``max_samples`` values as it is
+    read; returns frames, their indices and the real frame count if the clip ended early (None otherwise)."""
     frames: list[np.ndarray] = []
     got: list[int] = []
     position = 0  # index of the frame the next grab() returns
@@ -75,7 +78,7 @@ def _read_frames(path: Path, wanted: np.ndarray) -> tuple[list[np.ndarray], list
             if not ok or frame is None:
                 return frames, got, position
             position += 1
-            frames.append(frame)
+            frames.append(shrink_to_fit(frame, max_samples)[0])
             got.append(index)
     return frames, got, None
 
@@ -123,14 +126,17 @@ def _read_video(path: Path, limits: ReadLimits) -> Case:
         return np.unique(sample_indices(count, limits.video_frames))
 
     wanted = wanted_for(frame_count)
-    if len(wanted) * width * height * 3 > limits.max_decompressed_bytes:
+    if width * height * 3 > limits.max_frame_bytes:
+        raise ReadError(f"refused: video frames of {width}x{height} exceed {limits.max_frame_bytes} bytes each")
+    kept_samples = min(width * height * 3, limits.max_video_frame_samples)  # frames are shrunk to this as read
+    if len(wanted) * kept_samples > limits.max_decompressed_bytes:
         raise ReadError(f"{len(wanted)} frames of {width}x{height} exceed {limits.max_decompressed_bytes} bytes")
-    frames, got, real_count = _read_frames(path, wanted)
+    frames, got, real_count = _read_frames(path, wanted, limits.max_video_frame_samples)
     if real_count is not None:  # the container announced more frames than it holds
         log.debug("%s: container announced %d frames, %d decodable", path, frame_count, real_count)
         frame_count = real_count
         if real_count > 0 and len(frames) < len(wanted_for(real_count)):
-            frames, got, _ = _read_frames(path, wanted_for(real_count))
+            frames, got, _ = _read_frames(path, wanted_for(real_count), limits.max_video_frame_samples)
     if not frames:
         raise ReadError("no decodable frames in video")
     if len({f.shape for f in frames}) != 1:

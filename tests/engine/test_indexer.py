@@ -287,7 +287,7 @@ def test_one_unit_with_two_cases_of_one_uid_keeps_both(library: Library, files: 
             case.uid = "1.2.3.series"
         return [cases[0], twin]
 
-    monkeypatch.setattr(indexer, "read_unit", two_stacks)
+    monkeypatch.setattr(indexer, "iter_unit", two_stacks)
     report = index_paths(library, [next(files.glob("disc/*.png"))], workers=0)
     assert report.n_added == 2
     uids = sorted(r.uid for r in library.catalog.list_cases())

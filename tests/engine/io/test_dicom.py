@@ -555,3 +555,85 @@ def test_enhanced_ct_with_repeated_positions_uses_the_first_frame_at_each(tmp_pa
     assert case.kind == "volume" and case.shape == (2, 512, 512)
     assert "first frame" in case.metadata["note"]
     np.testing.assert_array_equal(case.pixels, reference.pixels)  # time point 1 only
+
+
+# ---- broken series and inconsistent headers (issue 14) ------------------------------------------------------
+
+
+def _ct_series(folder: Path, n: int = 6) -> list[Path]:
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    source = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for z in range(n):
+        ds = source.copy()
+        ds.SeriesInstanceUID = "1.2.826.0.1.3680043.8.498.77"
+        ds.SOPInstanceUID = f"1.2.826.0.1.3680043.8.498.77.{z + 1}"
+        ds.ImagePositionPatient = [0.0, 0.0, 2.5 * z]
+        paths.append(folder / f"s{z}.dcm")
+        ds.save_as(paths[-1], enforce_file_format=False)
+    return paths
+
+
+def test_a_truncated_slice_is_left_out_and_the_series_is_still_a_volume(tmp_path: Path) -> None:
+    from engine.io.scan import read_path
+
+    paths = _ct_series(tmp_path / "series")
+    data = paths[2].read_bytes()
+    paths[2].write_bytes(data[: len(data) * 2 // 3])
+    items = list(read_path(tmp_path / "series"))
+    volumes = [i for i in items if isinstance(i, Case)]
+    failures = [i for i in items if isinstance(i, Failure)]
+    assert [v.kind for v in volumes] == ["volume"] and volumes[0].shape[0] == 5  # before: the whole series failed
+    assert [f.path for f in failures] == [paths[2]]
+
+
+def test_nan_positions_on_a_few_slices_do_not_split_the_series(tmp_path: Path) -> None:
+    import warnings
+
+    import pydicom
+
+    from engine.io.scan import read_path
+
+    paths = _ct_series(tmp_path / "series")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(paths[4])
+        ds.ImagePositionPatient = ["nan", "nan", "nan"]
+        ds.save_as(paths[4], enforce_file_format=False)
+    items = list(read_path(tmp_path / "series"))
+    assert [i.kind for i in items if isinstance(i, Case)] == ["volume"]  # before: 6 separate 2D cases
+    assert [i.path for i in items if isinstance(i, Failure)] == [paths[4]]
+
+
+def test_a_wrong_rows_header_is_refused_not_misread(tmp_path: Path) -> None:
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    from engine.io.scan import read_path
+
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds.Rows = 64  # the data holds 128 rows
+    ds.save_as(tmp_path / "wrong_rows.dcm", enforce_file_format=False)
+    (item,) = list(read_path(tmp_path / "wrong_rows.dcm"))
+    assert isinstance(item, Failure) and "inconsistent header" in item.reason  # before: a 64x128 image
+
+
+def test_jpeg2000_with_a_wrong_samples_per_pixel_fails_instead_of_aborting(tmp_path: Path) -> None:
+    """gdcm's JPEG 2000 codec aborted the process on this file (found by the robustness run)."""
+    import subprocess
+    import sys
+
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    ds = pydicom.dcmread(get_testdata_file("JPEG2000.dcm"))
+    ds.SamplesPerPixel = 3
+    ds.save_as(tmp_path / "j2k_rgb_header.dcm", enforce_file_format=False)
+    script = ("import sys; from engine.io.scan import read_path; "
+              f"print([getattr(i, 'reason', 'case') for i in read_path({str(tmp_path / 'j2k_rgb_header.dcm')!r})])")
+    done = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[3],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-500:]  # before: -6 (SIGABRT in gdcmJPEG2000Codec.cxx)

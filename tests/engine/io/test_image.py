@@ -110,3 +110,91 @@ def test_truncated_png_raises_read_error(tmp_path: Path) -> None:
     cut.write_bytes(path.read_bytes()[:200])
     with pytest.raises(ReadError):
         read_image(cut)
+
+
+def _jpeg_declaring(path: Path, height: int, width: int, colour: bool) -> Path:
+    """A few hundred bytes of JPEG whose header declares ``height`` x ``width`` (a decompression bomb)."""
+    import struct
+
+    shape = (8, 8, 3) if colour else (8, 8)
+    ok, encoded = cv2.imencode(".jpg", np.full(shape, 128, np.uint8))
+    data = bytearray(encoded.tobytes())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize(("side", "colour"), [(30000, False), (16000, True)])
+def test_jpeg_bomb_is_decoded_reduced_within_the_sample_cap(tmp_path: Path, side: int, colour: bool) -> None:
+    from engine.config import DEFAULT_LIMITS
+
+    path = _jpeg_declaring(tmp_path / "bomb.jpg", side, side, colour)
+    assert path.stat().st_size < 1000
+    case = read_image(path)  # before: 30000x30000 decoded at full size, then float32 twice (7+ GB)
+    assert case.pixels.size <= DEFAULT_LIMITS.max_frame_samples
+    assert float(case.metadata["reduced_by"]) >= 7
+
+
+def test_a_colour_jpeg_too_large_even_at_one_eighth_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ReadError, match="too large even decoded at 1/8"):
+        read_image(_jpeg_declaring(tmp_path / "bomb.jpg", 30000, 30000, True))
+
+
+def test_non_jpeg_images_over_the_frame_bytes_cap_are_refused_and_smaller_ones_shrunk(tmp_path: Path) -> None:
+    from engine.config import ReadLimits
+
+    path = tmp_path / "big.tif"
+    cv2.imwrite(str(path), np.arange(64 * 80, dtype=np.uint16).reshape(64, 80))
+    with pytest.raises(ReadError, match="would decode to 10240 bytes"):
+        read_image(path, ReadLimits(max_frame_bytes=10_000, max_frame_samples=1000))
+    shrunk = read_image(path, ReadLimits(max_frame_samples=1280))
+    assert shrunk.pixels.dtype == np.uint16 and shrunk.pixels.size <= 1280 and shrunk.pixels.shape[0] == 32
+
+
+# ---- property-based: no bytes make the header parsers or the reader raise anything but ReadError -------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_SIGNATURES = st.sampled_from([b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", b"\xff\xd8\xff", b"BM", b"II*\x00", b"MM\x00*"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(head=_SIGNATURES, body=st.binary(max_size=300))
+def test_any_bytes_after_an_image_signature_give_a_case_or_a_read_error(tmp_path: Path, head: bytes,
+                                                                       body: bytes) -> None:
+    from engine.config import ReadLimits
+
+    path = tmp_path / "fuzz.img"
+    path.write_bytes(head + body)
+    limits = ReadLimits()
+    try:
+        size = header_size(path)  # a ReadError at worst (before: struct.error on a short PNG header)
+        assert size is None or all(isinstance(v, int) for v in size)
+        case = read_image(path, limits)
+    except ReadError:
+        return
+    assert case.pixels.size <= limits.max_frame_samples
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(height=st.integers(1, 65535), width=st.integers(1, 65535))
+def test_any_declared_jpeg_size_is_refused_or_decoded_within_the_caps(tmp_path: Path, height: int,
+                                                                      width: int) -> None:
+    import struct as struct_module
+
+    from engine.config import ReadLimits
+
+    ok, encoded = cv2.imencode(".jpg", np.full((8, 8), 90, np.uint8))
+    data = bytearray(encoded.tobytes())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct_module.pack(">HH", height, width)
+    path = tmp_path / "declared.jpg"
+    path.write_bytes(bytes(data))
+    assert header_size(path) == (height, width)
+    try:
+        case = read_image(path, ReadLimits())
+    except ReadError:
+        return
+    assert case.pixels.size <= ReadLimits().max_frame_samples

@@ -230,3 +230,89 @@ def test_without_dicom_reader_dicom_folders_fail_once_each(shared_data: Path, mo
     folders = sorted(p for p in series.iterdir() if p.is_dir())
     assert [f.path for f in found if isinstance(f, Failure)] == folders  # extensionless files found by magic
     assert all("not available" in f.reason for f in found)
+
+
+# ---- special files and odd names never stop or hang the walk (issue 14) -------------------------------------
+
+
+def test_special_files_and_link_loops_are_failures_not_hangs(tmp_path: Path) -> None:
+    import os
+
+    root = tmp_path / "odd"
+    root.mkdir()
+    _png(root / "good.png")
+    os.mkfifo(root / "pipe.dcm")
+    os.mkfifo(root / "pipe_without_extension")
+    os.symlink("/dev/zero", root / "zero.dcm")
+    os.symlink(root / "loop_a", root / "loop_b")
+    os.symlink(root / "loop_b", root / "loop_a")
+    os.symlink(root / "gone.png", root / "dangling.png")
+    found = list(discover(root))  # before the fix: RuntimeError (loop) or blocked forever (FIFO, /dev/zero)
+    units = [u for u in found if isinstance(u, SourceUnit)]
+    reasons = {f.path.name: f.reason for f in found if isinstance(f, Failure)}
+    assert [u.files[0].name for u in units] == ["good.png"]
+    assert "named pipe" in reasons["pipe.dcm"] and "named pipe" in reasons["pipe_without_extension"]
+    assert "device" in reasons["zero.dcm"]
+    assert "link loop" in reasons["loop_a"] and "link loop" in reasons["loop_b"]
+    assert "dangling" in reasons["dangling.png"]
+    assert [f.reason for f in discover(root / "pipe.dcm")] == [reasons["pipe.dcm"]]
+
+
+def test_non_utf8_file_names_are_kept_losslessly(tmp_path: Path) -> None:
+    import os
+
+    raw = os.path.join(os.fsencode(tmp_path), b"caf\xe9-\xff.png")
+    _png(Path(os.fsdecode(raw)))
+    (unit,) = list(discover(tmp_path))
+    assert os.fsencode(unit.files[0]) == raw
+    (case,) = read_unit(unit)
+    assert isinstance(case, Case) and case.shape == (12, 14)
+    failure = Failure(unit.files[0], "why")
+    assert str(failure).endswith("caf\\xe9-\\xff.png: why")  # printable, and still says which bytes
+
+
+def test_excluded_folder_is_not_walked(tmp_path: Path) -> None:
+    _png(tmp_path / "a.png")
+    (tmp_path / "library").mkdir()
+    (tmp_path / "library" / "catalog.sqlite-wal").write_bytes(b"\0" * 64)
+    assert [f.path.name for f in discover(tmp_path) if isinstance(f, Failure)] == ["catalog.sqlite-wal"]
+    assert all(isinstance(u, SourceUnit) for u in discover(tmp_path, exclude=[tmp_path / "library"]))
+
+
+def test_degenerate_cases_are_refused_with_a_reason(tmp_path: Path) -> None:
+    ok, encoded = cv2.imencode(".png", np.zeros((40, 1), np.uint8))
+    (tmp_path / "line.png").write_bytes(encoded.tobytes())
+    _video(tmp_path / "one_frame.avi", n=1)
+    _nifti(tmp_path / "needle.nii", shape=(1, 1, 600))
+    reasons = {f.path.name: f.reason for f in read_path(tmp_path)}
+    assert set(reasons) == {"line.png", "one_frame.avi", "needle.nii"}
+    assert all(r.startswith("refused:") for r in reasons.values()), reasons
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_NAMES = st.binary(min_size=1, max_size=12).filter(lambda b: b"/" not in b and b"\0" not in b and b not in (b".", b".."))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(files=st.lists(st.tuples(_NAMES, st.binary(max_size=200)), min_size=1, max_size=8, unique_by=lambda f: f[0]))
+def test_discover_accounts_for_every_file_whatever_its_name_and_bytes(tmp_path: Path, files: list) -> None:
+    import os
+    import shutil
+
+    root = tmp_path / "tree"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir()
+    written = set()
+    for name, data in files:
+        raw = os.path.join(os.fsencode(root), name)
+        with open(raw, "wb") as f:
+            f.write(data)
+        written.add(os.fsdecode(raw))
+    found: set[str] = set()
+    for item in discover(root):  # never raises
+        found |= {str(item.path)} if isinstance(item, Failure) else {str(f) for f in item.files}
+    visible = {w for w in written if not os.path.basename(w).startswith(".")}
+    ignored = {w for w in visible if classify(Path(w)) == "ignore"}
+    assert visible - ignored <= found | {str(Path(w).parent) for w in visible}

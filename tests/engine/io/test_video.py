@@ -119,3 +119,15 @@ def test_tinted_clip_stays_colour(tmp_path: Path) -> None:
     assert case.is_color
     r, _, b = case.pixels.reshape(-1, 3).astype(float).mean(axis=0)
     assert r - b > 20  # red stays on the red channel
+
+
+def test_large_frames_are_shrunk_as_they_are_read(tmp_path: Path) -> None:
+    from engine.config import ReadLimits
+
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5, (64, 48), True)
+    for i in range(6):
+        writer.write(np.full((48, 64, 3), 30 * i, np.uint8))
+    writer.release()
+    case = read_video(path, ReadLimits(max_video_frame_samples=64 * 48 * 3 // 4))  # a quarter of the values
+    assert case.pixels.shape == (6, 24, 32)
