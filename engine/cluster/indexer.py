@@ -101,9 +101,27 @@ def index_paths_on_ray(
     limits: ReadLimits = DEFAULT_LIMITS,
 ) -> ClusterIndexReport:
     """Index ``paths`` into ``library`` on a Ray cluster; see the module docstring. Same options as
-    ``engine.indexer.index_paths`` (``prune``, ``reembed``, ``modality``) plus where and how to run."""
-    started = time.monotonic()
+    ``engine.indexer.index_paths`` (``prune``, ``reembed``, ``modality``) plus where and how to run. Holds the
+    library's writer lock for the whole run (``engine.library_lock``), as the local indexer does."""
     cancel = cancel or threading.Event()
+    with library.writer.hold(wait=True, cancel=cancel):  # one writer per library, local or on Ray
+        return _index_paths_on_ray(library, paths, options, progress, cancel, prune, reembed=reembed,
+                                   modality=modality, limits=limits)
+
+
+def _index_paths_on_ray(
+    library: Library,
+    paths: Sequence[Path],
+    options: ClusterOptions,
+    progress: Callable[[ClusterProgress], None] | None,
+    cancel: threading.Event,
+    prune: bool,
+    *,
+    reembed: bool,
+    modality: str | None,
+    limits: ReadLimits,
+) -> ClusterIndexReport:
+    started = time.monotonic()
     report = ClusterIndexReport()
     encoder = _encoder_for(library, reembed)
     run = _Run(library, encoder, report, _Throttle(None), cancel, limits, BATCH_SIZE, modality)

@@ -125,3 +125,27 @@ def test_the_whole_test_split_matches_the_local_indexer(ray_cluster: str, shared
         report = index_paths_on_ray(lib, [files])
     assert report.n_failed == local.n_failed and report.n_added == local.n_added
     assert assert_same_library(tmp_path / "ray", tmp_path / "local") == local.n_added >= len(rows) - local.n_failed
+
+
+def test_ray_indexing_takes_the_library_writer_lock(tiny_model: Path, tmp_path: Path) -> None:
+    """Another process writing the library: a Ray run refuses (here: cancelled while waiting) before starting Ray."""
+    import subprocess
+    import sys
+    import threading
+
+    from engine.library_lock import LibraryInUseError
+
+    with Library.open(tmp_path / "lib", model_path=tiny_model) as library:
+        holder = subprocess.Popen(
+            [sys.executable, "-c", "import sys, time; from engine.library_lock import WriterLock; "
+             "WriterLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)", str(library.path)],
+            stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout.readline().strip() == "held"
+            cancel = threading.Event()
+            cancel.set()
+            with pytest.raises(LibraryInUseError, match=f"in use by PID {holder.pid}"):
+                index_paths_on_ray(library, [tmp_path], cancel=cancel)
+        finally:
+            holder.kill()
+            holder.wait()
