@@ -30,7 +30,7 @@ from trainer.augment import IntensitySpec, ViewSpec, intensity_augment, random_c
 from trainer.config import save_config
 from trainer.frame_encoder import FrameClipEncoder
 from trainer.objectives.frame_simdino import FrameSimDINO
-from trainer.retrieval_metrics import retrieval_metrics
+from trainer.retrieval_metrics import MAX_ITEMS_PER_PATIENT, retrieval_metrics
 from trainer.train import append_metrics, lr_factor, teacher_momentum
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def validation_mask(patients: list[str], paths: list[str], fraction: float, seed
     counts: dict[str, int] = {}
     for p in patients:
         counts[p] = counts.get(p, 0) + 1
-    keys = [p if p and counts[p] <= 20 else path for p, path in zip(patients, paths)]
+    keys = [p if p and counts[p] <= MAX_ITEMS_PER_PATIENT else path for p, path in zip(patients, paths)]
     digests = [int(hashlib.sha256(f"{seed}:{k}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF for k in keys]
     return np.asarray(digests) < fraction
 
@@ -133,9 +133,12 @@ def load_adapt_data(cfg: dict[str, Any]) -> tuple[Any, list[int], list[int]]:
     from trainer.clip_cache import load_clip_set
 
     d = cfg["data"]
-    manifest = d["manifest"] or (shared_data_dir() / "manifest.csv" if shared_data_dir() else None)
+    manifest = d["manifest"]
     if manifest is None:
-        raise FileNotFoundError("no data.manifest given and no shared data found (set M3RET_DATA)")
+        found = shared_data_dir()
+        if found is None:
+            raise FileNotFoundError("no data.manifest given and no shared data found (set M3RET_DATA)")
+        manifest = found / "manifest.csv"
     params = replace(DEFAULT_PARAMS, size=cfg["model"]["img_size"])
     clip_set = load_clip_set(manifest, d["split"], params, cache_dir=d["cache_dir"], workers=d["read_workers"])
     excluded = set(d["exclude_modalities"])

@@ -108,15 +108,18 @@ class FrameClipEncoder(nn.Module):
             return int(self.backbone._conv_head.out_channels)
         return int(self.backbone._blocks[self._block_index(layer)]._project_conv.out_channels)
 
+    def imagenet_normalise(self, frames: torch.Tensor) -> torch.Tensor:
+        """``F 3 H W`` in [0, 1] -> the ImageNet-normalised input every backbone of this family expects."""
+        return (frames - self.pixel_mean) / self.pixel_std
+
     def frame_features(self, frames: torch.Tensor) -> torch.Tensor:
         """``F 3 H W`` in [0, 1] -> head features ``F C`` (global average pool of the last feature map)."""
-        x = (frames - self.pixel_mean) / self.pixel_std
-        return self.backbone.extract_features(x).mean(dim=(2, 3))
+        return self.backbone.extract_features(self.imagenet_normalise(frames)).mean(dim=(2, 3))
 
     def frame_descriptors(self, frames: torch.Tensor) -> torch.Tensor:
         """``F 3 H W`` in [0, 1] -> multi-layer descriptors ``F L``: each layer's average pool, L2-normalised."""
         bb = self.backbone
-        x = bb._swish(bb._bn0(bb._conv_stem((frames - self.pixel_mean) / self.pixel_std)))
+        x = bb._swish(bb._bn0(bb._conv_stem(self.imagenet_normalise(frames))))
         wanted = {self._block_index(layer): layer for layer in self.layers if layer != "head"}
         taken: dict[str, torch.Tensor] = {}
         for index, block in enumerate(bb._blocks):

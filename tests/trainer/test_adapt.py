@@ -15,13 +15,9 @@ from trainer.config import load_config
 from trainer.export import export_checkpoint
 from trainer.manifest import ManifestRow, write_manifest
 
+from tests.trainer.test_evaluate import _quadrant_image
 
-def _image(bright_quadrant: int, rng: np.random.Generator, size: int = 48) -> np.ndarray:
-    image = rng.integers(0, 60, (size, size)).astype(np.uint8)  # H W noise
-    half = size // 2
-    row, col = divmod(bright_quadrant, 2)
-    image[row * half : (row + 1) * half, col * half : (col + 1) * half] += 150
-    return image
+
 
 
 def _manifest(folder: Path) -> Path:
@@ -32,10 +28,10 @@ def _manifest(folder: Path) -> Path:
         for i in range(8):
             path = folder / "xray" / label / f"{i}.png"
             path.parent.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(path), _image(quadrant, rng))
+            cv2.imwrite(str(path), _quadrant_image(quadrant, rng, size=48))
             rows.append(ManifestRow(path, "xray", "cxr", label, "train", f"p-{label}{i}"))
     for i in range(6):
-        volume = np.stack([_image(i % 4, rng) for _ in range(8)], axis=-1).astype(np.int16)  # X Y Z
+        volume = np.stack([_quadrant_image(i % 4, rng, size=48) for _ in range(8)], axis=-1).astype(np.int16)  # X Y Z
         path = folder / "ct" / f"v{i}.nii.gz"
         path.parent.mkdir(parents=True, exist_ok=True)
         nib.save(nib.Nifti1Image(volume, np.eye(4)), path)
@@ -43,7 +39,7 @@ def _manifest(folder: Path) -> Path:
     for i in range(4):
         path = folder / "mri" / f"{i}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(path), _image(1, rng))
+        cv2.imwrite(str(path), _quadrant_image(1, rng, size=48))
         rows.append(ManifestRow(path, "mri", "brain", "t", "train", ""))
     return write_manifest(rows, folder / "manifest.csv")
 

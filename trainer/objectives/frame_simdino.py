@@ -62,8 +62,7 @@ class FrameSimDINO(nn.Module):
 
     def anchor_features(self, frames: torch.Tensor) -> torch.Tensor:
         """Frozen ImageNet features ``F C`` of frames in [0, 1]."""
-        x = (frames - self.encoder.pixel_mean) / self.encoder.pixel_std
-        return self.anchor.extract_features(x).mean(dim=(2, 3))
+        return self.anchor.extract_features(self.encoder.imagenet_normalise(frames)).mean(dim=(2, 3))
 
     def forward(
         self, global_views: list[torch.Tensor], local_views: list[torch.Tensor]
