@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import csv
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -15,6 +20,49 @@ pytest.importorskip("vtkmodules")
 from engine.config import ReadLimits  # noqa: E402
 from engine.io.case import Case  # noqa: E402
 from engine.io.scan import read_path  # noqa: E402
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _free_display() -> int:
+    for number in range(90, 140):
+        if not Path(f"/tmp/.X11-unix/X{number}").exists() and not Path(f"/tmp/.X{number}-lock").exists():
+            return number
+    pytest.skip("no free X display number")
+
+
+@pytest.fixture()
+def xvfb() -> Iterator[str]:
+    """A real X server (Xvfb) on a free display, stopped afterwards; skips where Xvfb is not installed."""
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb not installed (apt-get install xvfb)")
+    number = _free_display()
+    server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while not Path(f"/tmp/.X11-unix/X{number}").exists():
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.skip("Xvfb did not start")
+            time.sleep(0.1)
+        yield f":{number}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def x_session_env(display: str) -> dict[str, str]:
+    """The environment of a child process on the real X ``display`` (Qt's xcb platform, VTK's default X OpenGL
+    window, not the offscreen/OSMesa pair the test process uses); skips where the desktop packages are missing."""
+    from app.platform_check import startup_problem
+
+    missing = startup_problem({"DISPLAY": display})
+    if missing is not None:
+        pytest.skip(f"this machine lacks the desktop packages the README lists: {missing}")
+    env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "VTK_DEFAULT_OPENGL_WINDOW")}
+    env.update(DISPLAY=display, QT_QPA_PLATFORM="xcb", PYTHONPATH=str(REPO))
+    return env
 
 
 def manifest_rows(shared_data: Path, manifest: str = "manifest.csv") -> list[dict[str, str]]:

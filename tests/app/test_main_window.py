@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from app.settings import AppSettings
 from app.viewers.canvas import grab_widget
 from app.viewers.volume_viewer import VolumeViewer
 from app.window_level import Window
-from tests.app.conftest import assert_not_blank, save_png, shared_file
+from tests.app.conftest import assert_not_blank, save_png, shared_file, x_session_env
 
 TIMEOUT = 60_000
 
@@ -259,15 +261,21 @@ def test_errors_are_one_line_messages_not_crashes(qtbot, window: MainWindow, tmp
     assert np.isfinite(len(window.status_label.text()))
 
 
+def _query_with_a_volume(qtbot, win: MainWindow, library: Path) -> None:  # noqa: ANN001
+    """Open a library volume's file as the query: the viewer shows it, and the search at once brings up the results
+    tab, so the 3D views are hidden before they ever drew (the case of issue 12, item 6)."""
+    _open(qtbot, win, library)
+    record = next(r for r in win.library_view.visible_records() if r.kind == "volume")
+    with qtbot.waitSignal(win.resultsShown, timeout=TIMEOUT):
+        win.open_query_path(Path(record.path))
+    assert isinstance(win.viewer, VolumeViewer) and win.tabs.currentIndex() == RESULTS_TAB
+
+
 def test_viewer_tab_repaints_every_3d_view_when_shown_again(qtbot, window: MainWindow, app_library: Path) -> None:
-    """Back from the results tab, each of the 3D viewer's four views draws again (none keeps the grid's pixels)."""
+    """Back from the results tab after a query, each of the 3D viewer's four views draws again."""
     from app.viewers.canvas import VtkCanvas
 
-    _open(qtbot, window, app_library)
-    _select_first(qtbot, window, lambda r: r.kind == "volume")
-    qtbot.waitUntil(lambda: window.viewer.render_view.loaded, timeout=TIMEOUT)
-    _settle(qtbot, window)
-    window.tabs.setCurrentIndex(RESULTS_TAB)
+    _query_with_a_volume(qtbot, window, app_library)
     _settle(qtbot, window)
     canvases = window.viewer.findChildren(VtkCanvas)
     assert len(canvases) == 4
@@ -277,3 +285,26 @@ def test_viewer_tab_repaints_every_3d_view_when_shown_again(qtbot, window: MainW
     window.tabs.setCurrentIndex(VIEWER_TAB)
     _settle(qtbot, window)
     assert all(n >= 1 for n in renders.values()), renders
+
+
+def test_viewer_tab_shows_every_3d_view_on_a_real_x_screen_after_a_query(xvfb: str, app_library: Path,
+                                                                          app_model: Path, output_dir: Path) -> None:
+    """On a real X server, the Viewer tab clicked after a query shows the volume in all four 3D views, not the
+    results grid that was on screen there (three views kept the grid until clicked). The app runs in a child
+    process (tests/app/x11_viewer_tabs.py): this process is on Qt's offscreen platform, which has no screen."""
+    import json
+
+    shots = output_dir / "screenshots"
+    proc = subprocess.run([sys.executable, "-m", "tests.app.x11_viewer_tabs", str(app_library), str(app_model),
+                           str(shots)], env=x_session_env(xvfb), capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    report = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("REPORT "))[7:])
+    print(json.dumps(report, indent=1))  # on a failure, pytest shows it
+    views = report["views"]
+    assert report["platform"] == "xcb" and len(views) == 4, report
+    assert report["volume_rendering_built"], report
+    for view in views:
+        assert view["drawn_vs_results"] > 0.3, view  # a view drawn differs from the grid it covers
+        assert view["drawn_std"] > 5, view  # and shows something (slice or rendering), not a blank
+    stale = [v["view"] for v in views if v["shown_vs_drawn"] > 0.02]
+    assert not stale, f"views still showing the results tab's pixels ({shots}/x11_viewer_again.png): {views}"

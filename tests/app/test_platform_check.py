@@ -4,16 +4,15 @@ the log too; with them, the app starts in a real X session (Xvfb)."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from app import platform_check
 from app.platform_check import install_hint, missing_xcb_libraries, startup_problem
+from tests.app.conftest import x_session_env
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -73,39 +72,9 @@ def test_the_app_says_what_to_install_and_logs_it(tmp_path: Path) -> None:
     assert "libxcb-icccm4" in log_text
 
 
-def _free_display() -> int:
-    for number in range(90, 140):
-        if not Path(f"/tmp/.X11-unix/X{number}").exists() and not Path(f"/tmp/.X{number}-lock").exists():
-            return number
-    pytest.skip("no free X display number")
-
-
-@pytest.fixture()
-def xvfb() -> str:
-    """A real X server (Xvfb) on a free display, stopped afterwards."""
-    if shutil.which("Xvfb") is None:
-        pytest.skip("Xvfb not installed (apt-get install xvfb)")
-    number = _free_display()
-    server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 20
-        while not Path(f"/tmp/.X11-unix/X{number}").exists():
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.skip("Xvfb did not start")
-            time.sleep(0.1)
-        yield f":{number}"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-
-
 def test_the_app_starts_in_a_real_x_session(xvfb: str, tmp_path: Path, output_dir: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "VTK_DEFAULT_OPENGL_WINDOW")}
-    missing = startup_problem({"DISPLAY": xvfb})
-    if missing is not None:
-        pytest.skip(f"this machine lacks the desktop packages the README lists: {missing}")
-    env.update(DISPLAY=xvfb, M3RET_HOME=str(tmp_path / "home"), PYTHONPATH=str(REPO))
+    env = x_session_env(xvfb)
+    env.update(M3RET_HOME=str(tmp_path / "home"))
     shot = output_dir / "x11_session.png"
     shot.unlink(missing_ok=True)
     proc = subprocess.run([sys.executable, "-m", "app.main", "--library", str(tmp_path / "lib"),
