@@ -40,10 +40,22 @@ XCB_PACKAGES: dict[str, str] = {
     "libxkbcommon.so.0": "libxkbcommon0",
     "libX11-xcb.so.1": "libx11-xcb1",
     "libX11.so.6": "libx11-6",
+    "libxcb-glx.so.0": "libxcb-glx0",
+    "libXau.so.6": "libxau6",
+    "libXdmcp.so.6": "libxdmcp6",
     "libEGL.so.1": "libegl1",
     "libGL.so.1": "libgl1",
+    "libGLX.so.0": "libglx0",
+    "libGLdispatch.so.0": "libglvnd0",
+    "libOpenGL.so.0": "libopengl0",
     "libfontconfig.so.1": "libfontconfig1",
+    "libfreetype.so.6": "libfreetype6",
     "libdbus-1.so.3": "libdbus-1-3",
+    "libglib-2.0.so.0": "libglib2.0-0",
+    "libgthread-2.0.so.0": "libglib2.0-0",
+    "libpng16.so.16": "libpng16-16",
+    "libexpat.so.1": "libexpat1",
+    "libz.so.1": "zlib1g",
 }
 DLOPENED = ("libxcb-cursor.so.0",)  # opened by the plugin at run time, so ldd cannot see them
 
@@ -90,23 +102,32 @@ def missing_xcb_libraries(plugin_dir: Path | None = None) -> list[str]:
             if "=> not found" in line:
                 missing.add(line.split("=>")[0].strip())
     for name in DLOPENED:
-        if not _loadable(name):
-            missing.add(name)
+        failed = _unloadable(name)
+        if failed is not None:
+            missing.add(failed)
     return sorted(missing)
 
 
-def _loadable(name: str) -> bool:
+def _unloadable(name: str) -> str | None:
+    """None when ``name`` loads; else the library the loader could not find: ``name`` itself, or the dependency it
+    names (a bundled ``libxcb-cursor.so.0`` fails when the system lacks ``libxcb.so.1``: that is what is missing)."""
     try:
         ctypes.CDLL(name)
-        return True
-    except OSError:
-        return False
+        return None
+    except OSError as exc:
+        failed = str(exc).split(":", 1)[0].strip()  # glibc: "libX.so.1: cannot open shared object file: ..."
+        return failed if failed.startswith("lib") and ".so" in failed else name
 
 
 def install_hint(libraries: list[str]) -> str:
-    """``sudo apt-get install PKG...`` for these libraries (their names where no package is known)."""
-    packages = sorted({XCB_PACKAGES.get(name, name) for name in libraries})
-    return "sudo apt-get install " + " ".join(packages)
+    """``sudo apt-get install PKG...`` for the libraries whose Debian/Ubuntu package is known; the others are named
+    with how to find their package (``apt-file search``), never passed to apt-get as if they were packages."""
+    packages = sorted({XCB_PACKAGES[name] for name in libraries if name in XCB_PACKAGES})
+    unknown = sorted({name for name in libraries if name not in XCB_PACKAGES})
+    parts = ["sudo apt-get install " + " ".join(packages)] if packages else []
+    if unknown:
+        parts.append("the package(s) providing " + ", ".join(unknown) + " (apt-file search " + unknown[0] + ")")
+    return "; and ".join(parts)
 
 
 def startup_problem(environ: dict[str, str] | os._Environ = os.environ, plugin_dir: Path | None = None) -> str | None:

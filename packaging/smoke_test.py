@@ -7,7 +7,11 @@
 3. with ``M3RET_HOME`` (and ``HOME``/XDG folders) in that temporary folder and the network cut (``unshare -n``
    where the kernel allows it), runs ``m3ret --help``, ``m3ret index``, ``m3ret stats``, ``m3ret search``, timing
    each, and the GUI ``m3ret-app --screenshot PNG --quit-after-ms N`` offscreen (Qt offscreen platform, VTK OSMesa);
-4. checks ``dist/m3ret`` is byte-for-byte unchanged (sizes and modification times of every file).
+4. on a real X display (Xvfb), as on a desktop WITHOUT Qt's xcb libraries (``libxcb-icccm4``, ``libxcb-keysyms1``,
+   ``libxcb-cursor0``, ``libxkbcommon-x11-0``, hidden in a private mount namespace, ``hide_libraries.py``): the app
+   starts (the bundle carries them) or says exactly what to install; and without the GL libraries the bundle takes
+   from the system (``libEGL.so.1``, ``libGLX.so.0``) it exits at once naming ``libegl1 libglx0``, in the log too;
+5. checks ``dist/m3ret`` is byte-for-byte unchanged (sizes and modification times of every file).
 
 Usage: ``python packaging/smoke_test.py [--dist dist/m3ret] [--report packaging/LAST_SMOKE_RUN.md]``.
 Exit status 0 when every step passed. The model used is the bundled default; where the bundle has none yet
@@ -34,10 +38,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from check_bundle import inspect_bundle  # noqa: E402
+from hide_libraries import hide_libraries_prefix, not_found_by_ldd  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 GUI_QUIT_AFTER_MS = 4000  # time for the query to be read, embedded and searched
 DEFAULT_MODEL_REL = Path("_internal") / "resources" / "models" / "m3ret-default.onnx"
+QXCB_REL = Path("_internal") / "PySide6" / "Qt" / "plugins" / "platforms" / "libqxcb.so"
+# issue 12: what a fresh Debian/Ubuntu desktop lacks for Qt's xcb plugin (library -> apt package)
+XCB_EXTRAS = {"libxcb-cursor.so.0": "libxcb-cursor0", "libxcb-icccm.so.4": "libxcb-icccm4",
+              "libxcb-keysyms.so.1": "libxcb-keysyms1", "libxkbcommon-x11.so.0": "libxkbcommon-x11-0"}
+# libraries the bundle takes from the system (not bundled): hidden to see the app name their packages
+SYSTEM_GL = {"libEGL.so.1": "libegl1", "libGLX.so.0": "libglx0"}
 
 
 @dataclass
@@ -188,8 +199,9 @@ def ensure_model(dist: Path, workdir: Path, model: Path | None = None) -> tuple[
 
 
 def run_step(run: SmokeRun, name: str, command: list[str], env: dict[str, str], check=None,
-             timeout: float = 600) -> Step:
-    """Run one command, time it, keep the tail of its output; ``check(output) -> str | None`` names a failure."""
+             timeout: float = 600, expect_rc: int = 0) -> Step:
+    """Run one command, time it, keep the tail of its output; ``check(output) -> str | None`` names a failure;
+    ``expect_rc``: the exit status that passes."""
     started_epoch, start = time.time(), time.perf_counter()
     try:
         proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
@@ -197,7 +209,7 @@ def run_step(run: SmokeRun, name: str, command: list[str], env: dict[str, str], 
     except subprocess.TimeoutExpired as exc:
         rc, output = -9, f"TIMEOUT after {timeout} s\n{exc.stdout or ''}{exc.stderr or ''}"
     seconds = time.perf_counter() - start
-    problem = None if rc == 0 else f"exit status {rc}"
+    problem = None if rc == expect_rc else f"exit status {rc}"
     if problem is None and "Traceback (most recent call last)" in output:
         problem = "a Python traceback in the output"
     if problem is None and check is not None:
@@ -223,6 +235,23 @@ def timed_repeats(run: SmokeRun, name: str, command: list[str], env: dict[str, s
     run.facts[f"{name}: warm median of {repeats}"] = f"{statistics.median(warm):.2f} s"
 
 
+def isolated_env(tmp: Path) -> dict[str, str]:
+    """The commands' whole environment: ``M3RET_HOME`` = ``tmp/m3ret_home``, ``HOME`` and XDG folders under
+    ``tmp/user`` (anything written outside ``M3RET_HOME`` is found there)."""
+    fake_home = tmp / "user"
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "M3RET_HOME": str(tmp / "m3ret_home"),
+        "HOME": str(fake_home),
+        "XDG_DATA_HOME": str(fake_home / ".local" / "share"),
+        "XDG_CONFIG_HOME": str(fake_home / ".config"),
+        "XDG_CACHE_HOME": str(fake_home / ".cache"),
+        "XDG_STATE_HOME": str(fake_home / ".local" / "state"),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
+    }
+
+
 def smoke(dist: Path, screenshot: Path, gui: bool = True, model: Path | None = None) -> SmokeRun:
     run = SmokeRun()
     dist = dist.resolve()
@@ -246,17 +275,7 @@ def smoke(dist: Path, screenshot: Path, gui: bool = True, model: Path | None = N
     with tempfile.TemporaryDirectory(prefix="m3ret-smoke-") as tmp_name:
         tmp = Path(tmp_name)
         fake_home = tmp / "user"
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "LANG": "C.UTF-8",
-            "M3RET_HOME": str(tmp / "m3ret_home"),
-            "HOME": str(fake_home),
-            "XDG_DATA_HOME": str(fake_home / ".local" / "share"),
-            "XDG_CONFIG_HOME": str(fake_home / ".config"),
-            "XDG_CACHE_HOME": str(fake_home / ".cache"),
-            "XDG_STATE_HOME": str(fake_home / ".local" / "state"),
-            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
-        }
+        env = isolated_env(tmp)
         model_env, model_note = ensure_model(dist, tmp, model)
         env.update(model_env)
         run.facts["model"] = model_note
@@ -285,6 +304,8 @@ def smoke(dist: Path, screenshot: Path, gui: bool = True, model: Path | None = N
                  check=lambda out: _check_export(export_dir, 3))
         if gui:
             run_gui(run, app, [*prefix], env, screenshot, query, dist)
+            run_x11_without_libraries(run, app, prefix, env, screenshot.with_name("packaged_app_x11.png"), query,
+                                      dist, tmp)
             logs = "".join(p.read_text(errors="replace") for p in (tmp / "m3ret_home" / "logs").glob("*.log"))
             bad = [line for line in logs.splitlines() if " ERROR " in line or "Traceback" in line]
             run.steps.append(Step("app log has no errors", ["grep", "ERROR", "m3ret-app.log"], 0.0, 0, not bad,
@@ -324,6 +345,105 @@ def run_gui(run: SmokeRun, app: Path, prefix: list[str], env: dict[str, str], sc
         run.facts[f"GUI start to first shown window ({label})"] = _time_to_shown(step) or \
             f"~{max(0.0, step.seconds - GUI_QUIT_AFTER_MS / 1000):.2f} s (start-to-exit minus quit-after-ms)"
         run.facts[f"GUI start to exit, incl. {GUI_QUIT_AFTER_MS} ms wait ({label})"] = f"{step.seconds:.2f} s"
+
+
+def start_xvfb() -> tuple[subprocess.Popen | None, str]:
+    """An Xvfb on a free display: (process, ":N"), or (None, why not)."""
+    if shutil.which("Xvfb") is None:
+        return None, "Xvfb not installed (apt-get install xvfb)"
+    number = next((n for n in range(90, 140) if not Path(f"/tmp/.X11-unix/X{n}").exists()
+                   and not Path(f"/tmp/.X{n}-lock").exists()), None)
+    if number is None:
+        return None, "no free X display number"
+    server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while not Path(f"/tmp/.X11-unix/X{number}").exists():
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            return None, "Xvfb did not start"
+        time.sleep(0.1)
+    return server, f":{number}"
+
+
+def run_x11_without_libraries(run: SmokeRun, app: Path, prefix: list[str], env: dict[str, str], screenshot: Path,
+                              query: Path, dist: Path, tmp: Path) -> None:
+    """The packaged app on a real X display (Xvfb, Qt's xcb platform) of a machine without some libraries, each
+    hidden in a private mount namespace (``hide_libraries.py``; ``ldd`` on the bundled plugin proves it):
+
+    1. without ``XCB_EXTRAS`` (issue 12): the bundle carries its own copies, so the window must come up
+       (screenshot); where the bundle lacks some, the app must exit naming exactly their packages;
+    2. without ``SYSTEM_GL`` (taken from the system, never bundled): exit 1 within 10 s, one message naming
+       ``sudo apt-get install libegl1 libglx0``, in the app log too, and never Qt's own platform-plugin abort.
+    """
+    internal = dist / "_internal"
+    plugin = dist / QXCB_REL
+    server, display = start_xvfb()
+    if server is None:
+        run.facts["X11 without Qt's xcb libraries"] = f"skipped: {display}"
+        return
+    try:
+        x_env = {k: v for k, v in env.items() if k not in ("QT_QPA_PLATFORM", "VTK_DEFAULT_OPENGL_WINDOW")}
+        x_env["DISPLAY"] = display
+        bundled = sorted(name for name in XCB_EXTRAS if (internal / name).is_file())
+        hide = hide_libraries_prefix(sorted(XCB_EXTRAS))
+        if hide is None:
+            run.facts["X11 without Qt's xcb libraries"] = "skipped: cannot hide libraries here (needs root or " \
+                                                         "unprivileged user namespaces with overlayfs)"
+            return
+        hidden = not_found_by_ldd(hide, plugin)
+        run.facts["X11: hidden from the system (ldd on the bundled libqxcb.so: not found)"] = ", ".join(hidden)
+        run.facts["X11: of those, carried by the bundle (_internal/)"] = ", ".join(bundled) or "none"
+        lacking = sorted(set(XCB_EXTRAS) - set(bundled))
+        screenshot.unlink(missing_ok=True)
+        name = f"m3ret-app in X11 without {', '.join(sorted(XCB_EXTRAS.values()))}"
+        if hidden != sorted(XCB_EXTRAS):
+            run.steps.append(Step(name, ["ldd", str(plugin)], 0.0, 1, False, "", f"not hidden: ldd says {hidden}"))
+        elif not lacking:  # the bundle's own copies are used: the desktop comes up
+            run_step(run, f"{name}: starts (bundled copies)",
+                     [*hide, *prefix, str(app), "--screenshot", str(screenshot), "--quit-after-ms",
+                      str(GUI_QUIT_AFTER_MS), str(query)], x_env,
+                     check=lambda out: _check_png(screenshot) if "window shown" in out else "no window shown",
+                     timeout=300)
+            run.facts["X11 screenshot (without the four system libraries)"] = f"`{screenshot}`"
+        else:
+            packages = " ".join(sorted(XCB_EXTRAS[n] for n in lacking))
+            _expect_install_message(run, f"{name}: names what to install", [*hide, *prefix, str(app)], x_env,
+                                    f"sudo apt-get install {packages}", tmp / "home_no_xcb")
+
+        hide_gl = hide_libraries_prefix(sorted(SYSTEM_GL)) or []
+        # what the app's own loader misses (the bootloader puts _internal/ on LD_LIBRARY_PATH)
+        system = not_found_by_ldd(hide_gl, plugin, os.environ | {"LD_LIBRARY_PATH": str(internal)})
+        if system != sorted(SYSTEM_GL):
+            run.facts["X11 without libegl1, libglx0"] = f"skipped: not hidden from the app's view (ldd: {system})"
+            return
+        _expect_install_message(run, "m3ret-app in X11 without libegl1, libglx0 (not bundled): names what to install",
+                                [*hide_gl, *prefix, str(app)], x_env,
+                                "sudo apt-get install " + " ".join(sorted(SYSTEM_GL.values())), tmp / "home_no_gl")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def _expect_install_message(run: SmokeRun, name: str, command: list[str], env: dict[str, str], expected: str,
+                            home: Path) -> None:
+    """The app must exit 1 within 10 s with one message holding ``expected``, logged, without Qt's own abort."""
+    env = env | {"M3RET_HOME": str(home)}  # its own log: the deliberate error stays out of the main run's log
+
+    def check(out: str) -> str | None:
+        if "m3ret-app: error:" not in out or expected not in out:
+            return f"no message naming {expected!r}"
+        if "Could not load the Qt platform plugin" in out or "qt.qpa" in out:
+            return "Qt's own platform-plugin message shown"
+        log_file = home / "logs" / "m3ret-app.log"
+        if not log_file.is_file() or expected not in log_file.read_text(errors="replace"):
+            return "the message is not in the app log"
+        return None
+
+    step = run_step(run, name, command, env, check=check, timeout=60, expect_rc=1)
+    if step.ok and step.seconds >= 10:
+        step.ok, step.note = False, f"took {step.seconds:.1f} s (expected under 10 s)"
+        print(f"[FAIL] {name}: {step.note}", flush=True)
 
 
 def _check_indexed(output: str, n_cases: int, home: Path) -> str | None:
@@ -405,7 +525,8 @@ def write_report(run: SmokeRun, path: Path, dist: Path, screenshot: Path) -> Non
     ]
     for step in run.steps:
         if step.output:
-            lines += [f"### {step.name}", "", "```", f"$ {' '.join(step.command)}", step.output.strip()[-1500:],
+            command = " ".join("'<hide_libraries.py script>'" if "\n" in arg else arg for arg in step.command)
+            lines += [f"### {step.name}", "", "```", f"$ {command}", step.output.strip()[-1500:],
                       "```", ""]
     path.write_text(_anonymise_paths("\n".join(lines)))
 
