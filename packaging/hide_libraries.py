@@ -25,6 +25,7 @@ _SCRIPT = r"""
 set -e
 dirs=$1; names=$2; shift 2
 work=$(mktemp -d)
+mount -t tmpfs tmpfs "$work"  # the layers live in memory: nothing is left behind in /tmp
 i=0
 for dir in $dirs; do
   i=$((i + 1)); mkdir -p "$work/$i/upper" "$work/$i/work"
@@ -36,6 +37,7 @@ for dir in $dirs; do
   done
   mount -t overlay overlay -o "lowerdir=$dir,upperdir=$work/$i/upper,workdir=$work/$i/work" "$dir"
 done
+umount -l "$work"; rmdir "$work"  # the overlays keep their layers; the empty folder goes
 exec "$@"
 """
 
