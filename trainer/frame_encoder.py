@@ -116,19 +116,25 @@ class FrameClipEncoder(nn.Module):
         """``F 3 H W`` in [0, 1] -> head features ``F C`` (global average pool of the last feature map)."""
         return self.backbone.extract_features(self.imagenet_normalise(frames)).mean(dim=(2, 3))
 
-    def frame_descriptors(self, frames: torch.Tensor) -> torch.Tensor:
-        """``F 3 H W`` in [0, 1] -> multi-layer descriptors ``F L``: each layer's average pool, L2-normalised."""
+    def layer_maps(self, frames: torch.Tensor, layers: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
+        """``F 3 H W`` in [0, 1] -> the feature map ``F C h w`` of each of ``layers`` (default: the encoder's)."""
+        layers = self.layers if layers is None else layers
         bb = self.backbone
         x = bb._swish(bb._bn0(bb._conv_stem(self.imagenet_normalise(frames))))
-        wanted = {self._block_index(layer): layer for layer in self.layers if layer != "head"}
-        taken: dict[str, torch.Tensor] = {}
+        wanted = {self._block_index(layer): layer for layer in layers if layer != "head"}
+        maps: dict[str, torch.Tensor] = {}
         for index, block in enumerate(bb._blocks):
             x = block(x)
             if index in wanted:
-                taken[wanted[index]] = x.mean(dim=(2, 3))
-        if "head" in self.layers:
-            taken["head"] = bb._swish(bb._bn1(bb._conv_head(x))).mean(dim=(2, 3))
-        return torch.cat([F.normalize(taken[layer], dim=-1) for layer in self.layers], dim=1)
+                maps[wanted[index]] = x
+        if "head" in layers:
+            maps["head"] = bb._swish(bb._bn1(bb._conv_head(x)))
+        return maps
+
+    def frame_descriptors(self, frames: torch.Tensor) -> torch.Tensor:
+        """``F 3 H W`` in [0, 1] -> multi-layer descriptors ``F L``: each layer's average pool, L2-normalised."""
+        maps = self.layer_maps(frames)
+        return torch.cat([F.normalize(maps[layer].mean(dim=(2, 3)), dim=-1) for layer in self.layers], dim=1)
 
     def clip_frame_features(self, clip: torch.Tensor) -> torch.Tensor:
         """``B 3 T H W`` -> per-frame descriptors ``B T' L``, one frame per ``frame_stride`` (a tubelet)."""
