@@ -143,6 +143,21 @@ def fit_projection(variant: Variant, fit: dict[str, np.ndarray], fit_second: dic
     return w.apply
 
 
+def bootstrap_fits(variant: Variant, fit: dict[str, np.ndarray], fit_second: dict[str, np.ndarray],
+                   groups: Sequence[str], seeds: Sequence[int] = (0, 1, 2)) -> list[Callable[[np.ndarray], np.ndarray]]:
+    """The variant's projection fitted on one bootstrap resample of the fit clips per seed (resampled within each
+    group): the seeds of a training-free recipe, whose only random part is the sample its projection is fitted on."""
+    names = np.asarray(groups)
+    fits = []
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        pick = np.concatenate([rng.choice(np.flatnonzero(names == g), size=int((names == g).sum()), replace=True)
+                               for g in sorted(set(names))])
+        fits.append(fit_projection(variant, {k: v[pick] for k, v in fit.items()},
+                                   {k: v[pick] for k, v in fit_second.items()}, names[pick].tolist()))
+    return fits
+
+
 def macro_p10(features: np.ndarray, rows: Sequence[Any]) -> dict[str, float]:
     """Macro P@10 per modality (leave-one-out, same-patient items excluded)."""
     x = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
@@ -181,6 +196,11 @@ def run(manifest: Path, out: Path, cache_dir: Path | None, per_modality: int, wi
         for name, (store, rows) in evaluated.items():
             results[name][variant.name] = macro_p10(project(variant_features(store, variant)), rows)
         log.info("%s: %s", variant.name, json.dumps(results["validation"][variant.name]))
+    shipped = next(v for v in VARIANTS if v.name.endswith("(shipped)"))
+    for seed, project in enumerate(bootstrap_fits(shipped, fit, fit_second, groups)):
+        for name, (store, rows) in evaluated.items():
+            results[name][f"shipped recipe, PCA fit seed {seed} (bootstrap)"] = macro_p10(
+                project(variant_features(store, shipped)), rows)
     out.mkdir(parents=True, exist_ok=True)
     report = {"fit_clips": len(fit_idx), "validation_clips": len(val_idx), "results": results}
     (out / "ablation.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

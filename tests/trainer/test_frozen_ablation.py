@@ -9,6 +9,7 @@ from trainer.frame_encoder import FrameClipEncoder
 from trainer.frozen_ablation import (
     LAYERS,
     Variant,
+    bootstrap_fits,
     clip_descriptors,
     first_view,
     fit_projection,
@@ -47,3 +48,15 @@ def test_every_layer_and_pooling_has_a_descriptor_and_variants_concatenate_unit_
     parts = np.split(x, np.cumsum([320, 1280, 320])[:3], axis=1)
     np.testing.assert_allclose([np.linalg.norm(p, axis=1) for p in parts], 1.0, rtol=1e-6)
     assert fit_projection(Variant("raw", ("head",)), store, store, ["a"] * 3)(x) is x
+
+
+def test_each_seed_fits_its_projection_on_a_different_resample() -> None:
+    rng = np.random.default_rng(0)
+    store = {"head/avg/mean": rng.normal(size=(40, 6))}
+    variant = Variant("pca", ("head",), projection="pca", dim=2)
+    groups = ["a"] * 30 + ["b"] * 10
+    fits = bootstrap_fits(variant, store, store, groups, seeds=(0, 1, 0))
+    x = variant_features(store, variant)
+    first, second, again = (f(x) for f in fits)
+    np.testing.assert_allclose(first, again)  # a seed is reproducible
+    assert not np.allclose(np.abs(first), np.abs(second), atol=1e-3)  # and another seed is another fit
