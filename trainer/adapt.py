@@ -116,12 +116,17 @@ def validation_score(encoder: FrameClipEncoder, clip_set: Any, indices: list[int
     """Macro P@10 per modality on the validation clips (leave-one-out, same-patient items excluded); ``score`` =
     their mean."""
     features = embed_pooled(encoder, clip_set, indices, device)
-    features /= np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-    rows = [clip_set.rows[i] for i in indices]
+    per_modality = macro_p10_per_modality(features, [clip_set.rows[i] for i in indices])
+    return {"score": float(np.mean(list(per_modality.values()))), "per_modality": per_modality}
+
+
+def macro_p10_per_modality(features: np.ndarray, rows: list[Any]) -> dict[str, float]:
+    """Macro P@10 per modality of ``features`` ``N P`` (L2-normalised here; leave-one-out, same-patient items
+    excluded) for the manifest ``rows`` they belong to; modalities with no scored query are left out."""
+    features = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
     metrics = retrieval_metrics(features, [r.label for r in rows], [r.modality for r in rows],
                                 [r.dataset for r in rows], patients=[r.patient for r in rows])
-    per_modality = {m: v["macro"]["P@10"] for m, v in metrics["per_modality"].items() if v["n_scored"]}
-    return {"score": float(np.mean(list(per_modality.values()))), "per_modality": per_modality}
+    return {m: v["macro"]["P@10"] for m, v in metrics["per_modality"].items() if v["n_scored"]}
 
 
 def load_adapt_data(cfg: dict[str, Any]) -> tuple[Any, list[int], list[int]]:

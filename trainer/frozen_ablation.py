@@ -30,7 +30,6 @@ from tqdm import tqdm
 
 from trainer.augment import IntensitySpec, crop_box, intensity_augment
 from trainer.frame_encoder import FrameClipEncoder
-from trainer.retrieval_metrics import retrieval_metrics
 from trainer.whitening import fit_learned_whitening, fit_whitening
 
 log = logging.getLogger(__name__)
@@ -39,7 +38,6 @@ LAYERS = ("stage4", "stage5", "stage6", "stage7", "head")
 SECOND_VIEW_INTENSITY = IntensitySpec(p_gamma=0.3, gamma=(0.8, 1.25), p_contrast=0.5, contrast=(0.85, 1.15),
                                       brightness=(-0.05, 0.05), p_noise=0.2, noise_std=(0.0, 0.03), p_blur=0.2)
 MULTI = ("stage6", "stage7", "head")
-ALL = LAYERS
 
 
 @dataclass(frozen=True)
@@ -63,19 +61,19 @@ VARIANTS = (
     Variant("stage6+7+head, GeM, mean, PCA-256", MULTI, spatial="gem", projection="pca"),
     Variant("stage6+7+head, max, mean, PCA-256", MULTI, spatial="max", projection="pca"),
     Variant("stage6+7+head, avg, mean+max over frames", MULTI, temporal="meanmax"),
-    Variant("stage4..head, avg, mean", ALL),
-    Variant("stage4..head, avg, mean, PCA-256", ALL, projection="pca"),
+    Variant("stage4..head, avg, mean", LAYERS),
+    Variant("stage4..head, avg, mean, PCA-256", LAYERS, projection="pca"),
     Variant("stage6+7+head, learned whitening 128, power 0.5", MULTI, projection="learned", dim=128, power=0.5),
     Variant("stage6+7+head, learned whitening 256, power 0.25", MULTI, projection="learned", dim=256),
     Variant("stage6+7+head, learned whitening 512, power 0.25", MULTI, projection="learned", dim=512),
-    Variant("stage4..head, learned whitening 128, power 0.5", ALL, projection="learned", dim=128, power=0.5),
-    Variant("stage4..head, learned whitening 512, power 0.25", ALL, projection="learned", dim=512),
+    Variant("stage4..head, learned whitening 128, power 0.5", LAYERS, projection="learned", dim=128, power=0.5),
+    Variant("stage4..head, learned whitening 512, power 0.25", LAYERS, projection="learned", dim=512),
 )
 
 
 def first_view(clip: torch.Tensor) -> torch.Tensor:
-    """``3 T H W`` -> the frames the encoder sees, ``3 T' H W`` (every second frame; a 2D clip's one image)."""
-    return clip[:, ::2] if clip.shape[1] > 2 else clip[:, :1]
+    """``3 T H W`` -> the frames the encoder sees, ``3 T' H W``: one per tubelet (a 2D clip's T = 2 gives its image)."""
+    return clip[:, ::2]
 
 
 def second_view(clip: torch.Tensor, seed: int) -> torch.Tensor:
@@ -113,9 +111,7 @@ def collect(encoder: FrameClipEncoder, clip_set: Any, indices: Sequence[int], vi
     """Descriptors of ``indices`` (``view`` = ``first`` or ``second``), each key ``N C``."""
     store: dict[str, list[np.ndarray]] = {}
     for i in tqdm(indices, desc=f"{view} view", unit="clip", mininterval=10.0):
-        clip = torch.from_numpy(clip_set.clips(i))  # 3|1 T H W
-        if clip.shape[0] == 1:
-            clip = clip.expand(3, -1, -1, -1)
+        clip = torch.from_numpy(clip_set.clips(i))  # 3 T H W (grey already replicated)
         frames = first_view(clip) if view == "first" else second_view(clip, 1000 + int(i))
         for key, vector in clip_descriptors(encoder, frames).items():
             store.setdefault(key, []).append(vector)
@@ -158,18 +154,10 @@ def bootstrap_fits(variant: Variant, fit: dict[str, np.ndarray], fit_second: dic
     return fits
 
 
-def macro_p10(features: np.ndarray, rows: Sequence[Any]) -> dict[str, float]:
-    """Macro P@10 per modality (leave-one-out, same-patient items excluded)."""
-    x = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-    metrics = retrieval_metrics(x, [r.label for r in rows], [r.modality for r in rows], [r.dataset for r in rows],
-                                patients=[r.patient for r in rows])
-    return {m: v["macro"]["P@10"] for m, v in sorted(metrics["per_modality"].items()) if v["n_scored"]}
-
-
 def run(manifest: Path, out: Path, cache_dir: Path | None, per_modality: int, with_test: bool, seed: int = 0) -> dict:
     """Compute every variant's scores; write ``out/ablation.json`` and ``out/ablation.md``; return the results."""
     from engine.preprocess import DEFAULT_PARAMS
-    from trainer.adapt import load_adapt_data
+    from trainer.adapt import load_adapt_data, macro_p10_per_modality
     from trainer.clip_cache import load_clip_set
     from trainer.config import load_config
 
@@ -194,12 +182,12 @@ def run(manifest: Path, out: Path, cache_dir: Path | None, per_modality: int, wi
     for variant in VARIANTS:
         project = fit_projection(variant, fit, fit_second, groups)
         for name, (store, rows) in evaluated.items():
-            results[name][variant.name] = macro_p10(project(variant_features(store, variant)), rows)
+            results[name][variant.name] = macro_p10_per_modality(project(variant_features(store, variant)), rows)
         log.info("%s: %s", variant.name, json.dumps(results["validation"][variant.name]))
     shipped = next(v for v in VARIANTS if v.name.endswith("(shipped)"))
     for seed, project in enumerate(bootstrap_fits(shipped, fit, fit_second, groups)):
         for name, (store, rows) in evaluated.items():
-            results[name][f"shipped recipe, PCA fit seed {seed} (bootstrap)"] = macro_p10(
+            results[name][f"shipped recipe, PCA fit seed {seed} (bootstrap)"] = macro_p10_per_modality(
                 project(variant_features(store, shipped)), rows)
     out.mkdir(parents=True, exist_ok=True)
     report = {"fit_clips": len(fit_idx), "validation_clips": len(val_idx), "results": results}

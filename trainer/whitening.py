@@ -53,9 +53,7 @@ def fit_whitening(
     if x.ndim != 2 or len(names) != x.shape[0]:
         raise ValueError(f"features {x.shape} and {len(names)} group names do not match")
     mean, cov = _balanced_moments(x, names)
-    eigenvalues, eigenvectors = np.linalg.eigh(cov)  # ascending
-    order = np.argsort(eigenvalues)[::-1][: min(dim, x.shape[1])]
-    values, vectors = np.clip(eigenvalues[order], 0.0, None), eigenvectors[:, order]  # D, P D
+    values, vectors = _top_directions(cov, dim)  # D, P D
     scale = (values + shrinkage * values.mean()) ** -power  # D
     weight = (vectors * scale).T  # D P
     return Whitening(weight=weight.astype(np.float32), bias=(-weight @ mean).astype(np.float32))
@@ -85,10 +83,16 @@ def fit_learned_whitening(
     floor = max(shrinkage * values.mean(), 1e-9 * values.max(), 1e-30)  # a view-invariant direction stays finite
     damp = (vectors * (values + floor) ** -power) @ vectors.T  # P P, C_s^-power
     mean, cov = _balanced_moments(x, names)
-    rotated_values, rotated = np.linalg.eigh(damp @ cov @ damp.T)
-    order = np.argsort(rotated_values)[::-1][: min(dim, x.shape[1])]
-    weight = rotated[:, order].T @ damp  # D P
+    _, rotation = _top_directions(damp @ cov @ damp.T, dim)  # P D
+    weight = rotation.T @ damp  # D P
     return Whitening(weight=weight.astype(np.float32), bias=(-weight @ mean).astype(np.float32))
+
+
+def _top_directions(cov: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``dim`` largest eigenvalues of ``cov`` (clipped at 0), descending, and their eigenvectors ``P D``."""
+    eigenvalues, eigenvectors = np.linalg.eigh(cov)  # ascending
+    order = np.argsort(eigenvalues)[::-1][: min(dim, cov.shape[0])]
+    return np.clip(eigenvalues[order], 0.0, None), eigenvectors[:, order]
 
 
 def _balanced_moments(x: np.ndarray, names: np.ndarray, centre: bool = True) -> tuple[np.ndarray, np.ndarray]:
