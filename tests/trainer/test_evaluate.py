@@ -116,7 +116,8 @@ def test_cli_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["--manifest", str(tmp_path / "absent.csv"), "--baselines", "raw_pixels", "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "absent.csv: manifest not found" in err
-    assert main(["--model", str(tmp_path / "none.onnx"), "--out", str(tmp_path)]) == 1
+    manifest = str(tmp_path / "manifest.csv")  # given, so the check does not depend on the shared data being here
+    assert main(["--model", str(tmp_path / "none.onnx"), "--manifest", manifest, "--out", str(tmp_path)]) == 1
     assert "none.onnx: model file not found" in capsys.readouterr().err
 
 
